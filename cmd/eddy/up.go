@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/eddyrec/eddy/ingest"
+	"github.com/eddyrec/eddy/internal/httpserver"
+)
+
+func newUpCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("eddy up", flag.ContinueOnError)
+	var common commonFlags
+	common.register(fs)
+	kf := newKafkaFlags()
+	kf.register(fs)
+	icfg := ingest.DefaultConfig()
+	icfg.RegisterFlags(fs)
+	httpAddr := fs.String("http-addr", ":8080", "HTTP listen address shared by all roles")
+	drain := fs.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+	demo := fs.Bool("demo", false, "also generate synthetic traffic into the ingest API")
+	var g genFlags
+	g.register(fs)
+	g.rate = 200
+	fs.Lookup("rate").DefValue = "200"
+	_ = fs.Set("rate", "200")
+	return &ffcli.Command{
+		Name:       "up",
+		ShortUsage: "eddy up [--demo] [flags]",
+		ShortHelp:  "run the whole system on one machine (embedded broker and all roles)",
+		LongHelp: `The all-in-one mode: starts the embedded broker (unless --brokers are given),
+creates the topics, and runs every role in this process behind one HTTP port:
+ingest (POST /v1/events), /healthz, /readyz and /metrics. With --demo it also
+feeds synthetic traffic (the generator of 'eddy gen', at --rate events/s)
+through the ingest API. State lives under --data-dir, so a restart continues
+where it stopped.`,
+		FlagSet:   fs,
+		Options:   ffOptions(),
+		UsageFunc: usage,
+		Exec: func(ctx context.Context, _ []string) error {
+			log, err := common.logger()
+			if err != nil {
+				return err
+			}
+			if err := kf.validate(); err != nil {
+				return err
+			}
+			if err := icfg.Validate(); err != nil {
+				return usageError{err}
+			}
+			gcfg, err := g.config(fs)
+			if err != nil {
+				return err
+			}
+			closeBroker, err := kf.connect(log, true)
+			if err != nil {
+				return err
+			}
+			defer closeBroker()
+			if _, err := kf.ensureTopics(ctx, log); err != nil {
+				return err
+			}
+			reg := newRegistry()
+			srv := httpserver.New(*httpAddr, reg, log)
+			closeIngest, err := startIngest(kf, icfg, srv, reg, log)
+			if err != nil {
+				return err
+			}
+			defer closeIngest()
+			if err := srv.Listen(); err != nil {
+				return err
+			}
+
+			grp, gctx := errgroup.WithContext(ctx)
+			// The demo stops before the server drains, so that its last
+			// requests are answered.
+			demoCtx, stopDemo := context.WithCancel(gctx)
+			defer stopDemo()
+			grp.Go(func() error {
+				defer stopDemo()
+				return srv.Serve(gctx, *drain)
+			})
+			if *demo {
+				url := "http://" + loopbackURLHost(srv.Addr())
+				log.Info("demo traffic", "to", url, "rate", g.rate, "users", gcfg.Users, "items", gcfg.Items)
+				grp.Go(func() error {
+					token := icfg.AuthToken
+					sink := httpSink{c: &ingest.Client{URL: url, Token: token, MaxRetries: 1 << 30}, log: log.With("role", "demo")}
+					n, err := runGen(demoCtx, gcfg, sink, g.count, g.rate, g.batch, log)
+					log.Info("demo traffic stopped", "events", n)
+					if err != nil {
+						return fmt.Errorf("demo: %w", err)
+					}
+					return nil
+				})
+			}
+			log.Info("eddy up", "http", srv.Addr(), "brokers", kf.client.Brokers)
+			return grp.Wait()
+		},
+	}
+}
+
+// loopbackURLHost turns a listen address such as "[::]:8080" into one this
+// process can dial.
+func loopbackURLHost(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
