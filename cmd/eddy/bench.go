@@ -63,8 +63,8 @@ func newBenchIngestCommand() *ffcli.Command {
 	fs.Lookup("embedded-broker-addr").DefValue = kf.embeddedAddr
 	_ = fs.Set("embedded-broker-addr", kf.embeddedAddr)
 	duration := fs.Duration("duration", 10*time.Second, "how long to drive load")
-	concurrency := fs.Int("concurrency", 8, "concurrent HTTP clients")
-	batch := fs.Int("batch", 1000, "events per request")
+	concurrency := fs.Int("concurrency", 4, "concurrent HTTP clients")
+	batch := fs.Int("batch", 500, "events per request")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	return &ffcli.Command{
 		Name:       "ingest",

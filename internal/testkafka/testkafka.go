@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -132,4 +133,24 @@ func (k *Kafka) ReadAll(t testing.TB, topic string) []*kgo.Record {
 		})
 	}
 	return out
+}
+
+// EnvRequirePeers, when "1", turns every skipped real-peer test (real Kafka,
+// kcat, promtool) into a failure. CI sets it, so that a missing tool cannot
+// pass unnoticed.
+const EnvRequirePeers = "EDDY_REQUIRE_REAL_PEERS"
+
+// RequireTool returns the path of the named program, or skips the test with
+// a plain message, or fails it when EDDY_REQUIRE_REAL_PEERS=1.
+func RequireTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv(EnvRequirePeers) == "1" {
+		t.Fatalf("real peer %s is not installed and %s=1", name, EnvRequirePeers)
+	}
+	t.Skipf("SKIPPED real-peer test: %s is not installed", name)
+	return ""
 }
