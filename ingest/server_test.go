@@ -242,7 +242,7 @@ func TestBrokerDownThenBack(t *testing.T) {
 		t.Skip("restarts the embedded broker; the real-broker restart is in the integration suite")
 	}
 	dir := t.TempDir()
-	b, err := stream.StartEmbedded(stream.EmbeddedConfig{Addr: "127.0.0.1:0", DataDir: dir})
+	b, err := stream.StartEmbedded(stream.EmbeddedConfig{Addr: "127.0.0.1:0", DataDir: dir, Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func TestBrokerDownThenBack(t *testing.T) {
 	if err := s.Ready(context.Background()); err == nil {
 		t.Error("Ready() = nil with the broker down")
 	}
-	b2, err := stream.StartEmbedded(stream.EmbeddedConfig{Addr: addr, DataDir: dir})
+	b2, err := stream.StartEmbedded(stream.EmbeddedConfig{Addr: addr, DataDir: dir, Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,3 +384,5 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) fl
 	t.Fatalf("metric %s{%s} not found", name, label)
 	return 0
 }
+
+var quietLog = slog.New(slog.DiscardHandler)

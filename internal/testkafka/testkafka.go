@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -37,7 +38,7 @@ func Start(t testing.TB, partitions int32) *Kafka {
 	if env := os.Getenv(EnvBrokers); env != "" {
 		k.Brokers, k.Real = strings.Split(env, ","), true
 	} else {
-		b, err := stream.StartEmbedded(stream.EmbeddedConfig{Addr: "127.0.0.1:0", DataDir: t.TempDir()})
+		b, err := stream.StartEmbedded(stream.EmbeddedConfig{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatalf("start embedded broker: %v", err)
 		}
