@@ -29,8 +29,9 @@ lint:
 unit:
 	$(GO) test -count=1 ./...
 
+# -short: the dataset-sized tests already ran without -race in unit.
 race:
-	$(GO) test -race -count=1 $(RACE_PKGS)
+	$(GO) test -race -short -count=1 $(RACE_PKGS)
 
 integration-real:
 	bash scripts/integration.sh
