@@ -26,12 +26,13 @@ import (
 func newBenchCommand() *ffcli.Command {
 	return &ffcli.Command{
 		Name:       "bench",
-		ShortUsage: "eddy bench <ingest> [flags]",
+		ShortUsage: "eddy bench <ingest|serve> [flags]",
 		ShortHelp:  "measure whole pipelines (ingest, ...) on this machine",
 		FlagSet:    flag.NewFlagSet("eddy bench", flag.ContinueOnError),
 		UsageFunc:  usage,
 		Subcommands: []*ffcli.Command{
 			newBenchIngestCommand(),
+			newBenchServeCommand(),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

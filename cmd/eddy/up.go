@@ -12,6 +12,7 @@ import (
 
 	"github.com/eddyrec/eddy/ingest"
 	"github.com/eddyrec/eddy/internal/httpserver"
+	"github.com/eddyrec/eddy/scorer"
 )
 
 func newUpCommand() *ffcli.Command {
@@ -22,6 +23,8 @@ func newUpCommand() *ffcli.Command {
 	kf.register(fs)
 	icfg := ingest.DefaultConfig()
 	icfg.RegisterFlags(fs)
+	scfg := scorer.DefaultConfig()
+	scfg.RegisterFlags(fs)
 	httpAddr := fs.String("http-addr", ":8080", "HTTP listen address shared by all roles")
 	drain := fs.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	demo := fs.Bool("demo", false, "also generate synthetic traffic into the ingest API")
@@ -36,7 +39,8 @@ func newUpCommand() *ffcli.Command {
 		ShortHelp:  "run the whole system on one machine (embedded broker and all roles)",
 		LongHelp: `The all-in-one mode: starts the embedded broker (unless --brokers are given),
 creates the topics, and runs every role in this process behind one HTTP port:
-ingest (POST /v1/events), /healthz, /readyz and /metrics. With --demo it also
+ingest (POST /v1/events), the scorer (GET /v1/recommendations), /healthz,
+/readyz and /metrics. With --demo it also
 feeds synthetic traffic (the generator of 'eddy gen', at --rate events/s)
 through the ingest API. State lives under --data-dir, so a restart continues
 where it stopped.`,
@@ -52,6 +56,9 @@ where it stopped.`,
 				return err
 			}
 			if err := icfg.Validate(); err != nil {
+				return usageError{err}
+			}
+			if err := scfg.Validate(); err != nil {
 				return usageError{err}
 			}
 			gcfg, err := g.config(fs)
@@ -73,6 +80,11 @@ where it stopped.`,
 				return err
 			}
 			defer closeIngest()
+			closeScorer, err := startScorer(ctx, kf, scfg, srv, reg, log)
+			if err != nil {
+				return err
+			}
+			defer closeScorer()
 			if err := srv.Listen(); err != nil {
 				return err
 			}

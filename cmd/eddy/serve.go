@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eddyrec/eddy/internal/httpserver"
+	"github.com/eddyrec/eddy/scorer"
+	"github.com/eddyrec/eddy/scorer/topk"
+	"github.com/eddyrec/eddy/stream"
+)
+
+func newServeCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("eddy serve", flag.ContinueOnError)
+	var common commonFlags
+	common.register(fs)
+	kf := newKafkaFlags()
+	kf.register(fs)
+	cfg := scorer.DefaultConfig()
+	cfg.RegisterFlags(fs)
+	httpAddr := fs.String("http-addr", ":8082", "HTTP listen address")
+	drain := fs.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+	return &ffcli.Command{
+		Name:       "serve",
+		ShortUsage: "eddy serve [flags]",
+		ShortHelp:  "serve recommendations from a hot replica of the model topics",
+		LongHelp: `Replays <prefix>model.users, <prefix>model.items and <prefix>model.ranker
+from the beginning into memory (no consumer group: run as many scorers as
+you like) and keeps applying updates. /readyz turns ready once the scorer
+has applied everything up to the end offsets seen at start.
+
+GET /v1/recommendations?user_id=U&k=10[&exclude_seen=true][&explain=true]
+retrieves the top --candidates items by exact inner-product search, re-scores
+them with the ranker and returns the best k. Unknown users and an empty model
+get the decayed-popularity fallback ("fallback": true). Every served list is
+published to <prefix>recs (never blocking the response; drops are counted).
+If Kafka becomes unreachable the scorer keeps serving its last state and says
+so in /readyz and eddy_scorer_kafka_connected.
+
+Without --brokers it uses the broker on --embedded-broker-addr, or starts the
+embedded broker in this process.`,
+		FlagSet:   fs,
+		Options:   ffOptions(),
+		UsageFunc: usage,
+		Exec: func(ctx context.Context, _ []string) error {
+			log, err := common.logger()
+			if err != nil {
+				return err
+			}
+			if err := kf.validate(); err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageError{err}
+			}
+			closeBroker, err := kf.connect(log, true)
+			if err != nil {
+				return err
+			}
+			defer closeBroker()
+			if _, err := kf.ensureTopics(ctx, log); err != nil {
+				return err
+			}
+			reg := newRegistry()
+			srv := httpserver.New(*httpAddr, reg, log)
+			closeScorer, err := startScorer(ctx, kf, cfg, srv, reg, log)
+			if err != nil {
+				return err
+			}
+			defer closeScorer()
+			return srv.Serve(ctx, *drain)
+		},
+	}
+}
+
+// startScorer mounts the scorer role on srv: it starts the model-topic
+// consumer and the served-list producer. The returned closer stops both;
+// call it after the HTTP server has drained.
+func startScorer(ctx context.Context, kf *kafkaFlags, cfg scorer.Config, srv *httpserver.Server, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
+	log = log.With("role", "scorer")
+	sc, err := scorer.New(cfg, scorer.NewState(cfg), reg)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := kf.client.Opts()
+	if err != nil {
+		return nil, err
+	}
+	cons, err := scorer.NewConsumer(sc, scorer.Topics{
+		Users:  kf.layout.Name(stream.TopicModelUsers),
+		Items:  kf.layout.Name(stream.TopicModelItems),
+		Ranker: kf.layout.Name(stream.TopicModelRanker),
+	}, log, opts...)
+	if err != nil {
+		return nil, err
+	}
+	prod, err := kf.client.NewClient()
+	if err != nil {
+		cons.Close()
+		return nil, fmt.Errorf("scorer: recs producer: %w", err)
+	}
+	sc.PublishServedLists(prod, kf.layout.Name(stream.TopicRecs))
+	sc.Register(srv.Mux)
+	srv.AddReadiness("scorer", cons.Ready)
+	log.Info("scorer starting", "kernel", topk.KernelName(), "candidates", cfg.Candidates, "variant", cfg.Variant)
+
+	cctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := cons.Run(cctx); err != nil {
+			log.Error("scorer consumer stopped", "err", err)
+		}
+	})
+	return func() {
+		cancel()
+		wg.Wait()
+		cons.Close()
+		sc.StopPublishing()
+		fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = prod.Flush(fctx)
+		fcancel()
+		prod.Close()
+		sc.Close()
+	}, nil
+}

@@ -1,0 +1,106 @@
+package scorer
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eddyrec/eddy/internal/testkafka"
+	"github.com/eddyrec/eddy/learner/modelrec"
+	"github.com/eddyrec/eddy/stream"
+)
+
+func TestConsumerReplaysAndFollowsModelTopics(t *testing.T) {
+	k := testkafka.Start(t, 3)
+	topics := Topics{Users: k.Layout.Name(stream.TopicModelUsers), Items: k.Layout.Name(stream.TopicModelItems), Ranker: k.Layout.Name(stream.TopicModelRanker)}
+	prod := k.NewClient(t)
+	ctx := context.Background()
+	produce := func(topic string, recs ...Record) {
+		t.Helper()
+		for _, r := range recs {
+			if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// State that exists before the scorer starts.
+	produce(topics.Items, itemRec(t, "a", []float32{3, 0}, 0, 1), itemRec(t, "b", []float32{2, 0}, 0, 1), itemRec(t, "c", []float32{1, 0}, 0, 1))
+	produce(topics.Users, userRec(t, "u1", []float32{1, 0}, "a"))
+
+	s, err := New(DefaultConfig(), NewState(DefaultConfig()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cfg := k.Client()
+	opts, err := cfg.Opts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewConsumer(s, topics, slog.New(slog.DiscardHandler), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Ready(ctx) == nil {
+		t.Fatal("ready before reading anything")
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "ready", func() bool { return c.Ready(ctx) == nil })
+	recommend := func() []string {
+		resp, err := s.Recommend(ctx, Request{UserID: "u1", K: 5, ExcludeSeen: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, it := range resp.Items {
+			ids = append(ids, it.ItemID)
+		}
+		return ids
+	}
+	// Ready means caught up: the records produced before start are applied.
+	if got := recommend(); !slices.Equal(got, []string{"b", "c"}) {
+		t.Fatalf("after catch-up %v, want [b c]", got)
+	}
+	// Updates keep flowing: c overtakes b, a tombstone removes b, and the
+	// user's seen list changes.
+	produce(topics.Items, itemRec(t, "c", []float32{9, 0}, 0, 1), Record{Key: []byte("b")})
+	produce(topics.Users, userRec(t, "u1", []float32{1, 0}, "c"))
+	waitFor(t, "updates applied", func() bool { return slices.Equal(recommend(), []string{"a"}) })
+	b, _ := modelrec.EncodeRanker(&modelrec.Ranker{Schema: 1, ModelVersion: 7, Features: []string{modelrec.FeatureMFScore}, Weights: []float64{1}})
+	produce(topics.Ranker, Record{Key: []byte("default"), Value: b})
+	waitFor(t, "ranker applied", func() bool { return s.state.ranker.Load() != nil && s.state.ModelVersion() == 7 })
+
+	// Losing the broker: the scorer says so and keeps serving its state.
+	if k.Embedded == nil {
+		return
+	}
+	k.Embedded.Close()
+	waitFor(t, "broker loss reported", func() bool {
+		err := c.Ready(ctx)
+		return err != nil && strings.Contains(err.Error(), "kafka unreachable")
+	})
+	if got := recommend(); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("after broker loss %v, want [a]", got)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,86 @@
+package scorer
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	duration  *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	fallbacks *prometheus.CounterVec
+	applied   *prometheus.CounterVec
+	rejected  *prometheus.CounterVec
+	applyLag  prometheus.Gauge
+	recsSent  prometheus.Counter
+	recsDrop  prometheus.Counter
+	recsFail  prometheus.Counter
+	connected prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer, s *Scorer) (*metrics, error) {
+	m := &metrics{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "eddy_scorer_request_duration_seconds", Help: "Recommendation request latency by route and variant.",
+			Buckets: []float64{.0002, .0005, .001, .002, .003, .005, .0075, .01, .025, .05, .1, .5},
+		}, []string{"route", "variant"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_scorer_requests_total", Help: "Recommendation requests by variant and HTTP status code.",
+		}, []string{"variant", "code"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_scorer_fallback_total", Help: "Requests answered with the popularity fallback, by reason (rate = this / requests).",
+		}, []string{"reason"}),
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_scorer_records_applied_total", Help: "Model records applied to the hot state, by topic.",
+		}, []string{"topic"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_scorer_records_rejected_total", Help: "Model records that could not be decoded or applied, by topic.",
+		}, []string{"topic"}),
+		applyLag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eddy_scorer_apply_lag_seconds", Help: "Time between a model record's Kafka timestamp and its application, last batch.",
+		}),
+		recsSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eddy_scorer_recs_published_total", Help: "Served lists produced to the recs topic.",
+		}),
+		recsDrop: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eddy_scorer_recs_dropped_total", Help: "Served lists dropped because the recs log queue was full.",
+		}),
+		recsFail: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eddy_scorer_recs_produce_errors_total", Help: "Served lists Kafka did not accept.",
+		}),
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eddy_scorer_kafka_connected", Help: "1 while the scorer reaches Kafka, 0 while it serves its last state without it.",
+		}),
+	}
+	cs := []prometheus.Collector{m.duration, m.requests, m.fallbacks, m.applied, m.rejected, m.applyLag, m.recsSent, m.recsDrop, m.recsFail, m.connected,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eddy_scorer_state_items", Help: "Live items in the hot state."}, func() float64 {
+			n, _, _ := s.state.Sizes()
+			return float64(n)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eddy_scorer_state_users", Help: "Users in the hot state."}, func() float64 {
+			_, n, _ := s.state.Sizes()
+			return float64(n)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eddy_scorer_state_item_matrix_bytes", Help: "Bytes of the item vector matrix."}, func() float64 {
+			_, _, b := s.state.Sizes()
+			return float64(b)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eddy_scorer_model_freshness_seconds", Help: "Age of the newest applied model record (by its event time)."}, func() float64 {
+			t := s.state.NewestRecord()
+			if t.IsZero() {
+				return 0
+			}
+			return time.Since(t).Seconds()
+		}),
+	}
+	if reg != nil {
+		for _, c := range cs {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("scorer: register metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}

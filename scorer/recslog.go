@@ -1,0 +1,126 @@
+package scorer
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ServedList is one record value of <prefix>recs (key = user_id). Its JSON
+// matches drift.ServedList (ts is unix milliseconds); the scorer keeps its
+// own type so that it does not import drift.
+type ServedList struct {
+	RequestID    string       `json:"request_id"`
+	UserID       string       `json:"user_id"`
+	ModelVersion string       `json:"model_version"`
+	Variant      string       `json:"variant,omitempty"`
+	Fallback     bool         `json:"fallback"`
+	TsMillis     int64        `json:"ts"`
+	Items        []ServedItem `json:"items"`
+}
+
+// ServedItem is one served item with its position (0-based), score and
+// the ranker's feature values.
+type ServedItem struct {
+	ItemID   string             `json:"item_id"`
+	Position int                `json:"position"`
+	Score    float64            `json:"score"`
+	Features map[string]float64 `json:"features,omitempty"`
+}
+
+// ServedListSchema is the eddy-schema header value of recs records.
+const ServedListSchema = "recs/v1"
+
+// Producer is the part of *kgo.Client the served-list log uses.
+type Producer interface {
+	Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error))
+}
+
+// recsLog publishes served lists without ever blocking a response: Offer
+// puts the response on a bounded queue or drops it (counted); one
+// goroutine encodes and produces.
+type recsLog struct {
+	topic string
+	p     Producer
+	q     chan *Response
+	m     *metrics
+	wg    sync.WaitGroup
+
+	mu     sync.RWMutex
+	closed bool
+}
+
+// PublishServedLists starts publishing every response to topic through p.
+// Call it once, before serving; StopPublishing stops it.
+func (s *Scorer) PublishServedLists(p Producer, topic string) {
+	l := &recsLog{topic: topic, p: p, q: make(chan *Response, s.cfg.RecsBuffer), m: s.metrics}
+	l.wg.Add(1)
+	go l.run()
+	s.recs = l
+}
+
+// StopPublishing drains the queue and stops the publisher; responses
+// served afterwards are not logged.
+func (s *Scorer) StopPublishing() {
+	if l := s.recs; l != nil {
+		l.mu.Lock()
+		if !l.closed {
+			l.closed = true
+			close(l.q)
+		}
+		l.mu.Unlock()
+		l.wg.Wait()
+	}
+}
+
+func (l *recsLog) offer(r *Response) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return
+	}
+	select {
+	case l.q <- r:
+	default:
+		l.m.recsDrop.Inc()
+	}
+}
+
+func (l *recsLog) run() {
+	defer l.wg.Done()
+	for r := range l.q {
+		b, err := json.Marshal(servedList(r, time.Now()))
+		if err != nil {
+			l.m.recsFail.Inc()
+			continue
+		}
+		rec := &kgo.Record{Topic: l.topic, Key: []byte(r.UserID), Value: b,
+			Headers: []kgo.RecordHeader{{Key: "eddy-schema", Value: []byte(ServedListSchema)}}}
+		l.p.Produce(context.Background(), rec, func(_ *kgo.Record, err error) {
+			if err != nil {
+				l.m.recsFail.Inc()
+				return
+			}
+			l.m.recsSent.Inc()
+		})
+	}
+}
+
+func servedList(r *Response, now time.Time) ServedList {
+	sl := ServedList{RequestID: r.RequestID, UserID: r.UserID, ModelVersion: r.ModelVersion,
+		Variant: r.Variant, Fallback: r.Fallback, TsMillis: now.UnixMilli(), Items: make([]ServedItem, len(r.Items))}
+	for i, it := range r.Items {
+		sl.Items[i] = ServedItem{ItemID: it.ItemID, Position: i, Score: it.Score}
+		if i < len(r.features) {
+			f := make(map[string]float64, len(r.names))
+			for j, n := range r.names {
+				f[n] = float64(r.features[i][j])
+			}
+			sl.Items[i].Features = f
+		}
+	}
+	return sl
+}

@@ -1,0 +1,329 @@
+package scorer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eddyrec/eddy/learner/modelrec"
+	"github.com/eddyrec/eddy/scorer/topk"
+)
+
+// Request is one recommendation request (the query parameters of GET
+// /v1/recommendations).
+type Request struct {
+	UserID      string
+	K           int
+	ExcludeSeen bool
+	Explain     bool
+	RequestID   string
+}
+
+// Item is one recommended item.
+type Item struct {
+	ItemID  string   `json:"item_id"`
+	Score   float64  `json:"score"`
+	Explain *Explain `json:"explain,omitempty"`
+}
+
+// Explain gives an item's score parts: the retrieval score (bias + u·v),
+// the ranker's feature values and each feature's contribution to the
+// ranker's margin, and the ranker's intercept.
+type Explain struct {
+	MFScore       float64            `json:"mf_score"`
+	Popularity    float64            `json:"popularity,omitempty"`
+	Features      map[string]float64 `json:"features,omitempty"`
+	Contributions map[string]float64 `json:"contributions,omitempty"`
+	Intercept     float64            `json:"intercept,omitempty"`
+}
+
+// Response is the body of a successful GET /v1/recommendations.
+type Response struct {
+	UserID       string `json:"user_id"`
+	RequestID    string `json:"request_id"`
+	ModelVersion string `json:"model_version"`
+	Variant      string `json:"variant"`
+	Fallback     bool   `json:"fallback"`
+	Items        []Item `json:"items"`
+
+	// features holds each item's ranker feature values for the served-list
+	// log (nil without a ranker); names are the ranker's feature names.
+	features [][]float32
+	names    []string
+}
+
+// Fallback reasons (label values of eddy_scorer_fallback_total).
+const (
+	ReasonUnknownUser = "unknown_user"
+	ReasonEmptyModel  = "empty_model"
+)
+
+// Scorer answers recommendation requests from a State.
+type Scorer struct {
+	cfg     Config
+	state   *State
+	metrics *metrics
+	recs    *recsLog // nil: served lists are not published
+
+	coalOnce sync.Once
+	coal     atomic.Pointer[topk.Coalescer]
+	scratch  sync.Pool
+	closed   atomic.Bool
+}
+
+// New returns a scorer over state, registering its metrics on reg.
+func New(cfg Config, state *State, reg prometheus.Registerer) (*Scorer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Scorer{cfg: cfg, state: state}
+	m, err := newMetrics(reg, s)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	return s, nil
+}
+
+// State returns the scorer's state.
+func (s *Scorer) State() *State { return s.state }
+
+// coalescer returns the batcher, creating it once the index exists.
+func (s *Scorer) coalescer() *topk.Coalescer {
+	if c := s.coal.Load(); c != nil {
+		return c
+	}
+	s.state.mu.RLock()
+	idx := s.state.index
+	s.state.mu.RUnlock()
+	if idx == nil {
+		return nil
+	}
+	s.coalOnce.Do(func() {
+		s.coal.Store(topk.NewCoalescer(idx, s.cfg.SearchWorkers, s.cfg.MaxBatch))
+	})
+	return s.coal.Load()
+}
+
+// Close stops the search workers.
+func (s *Scorer) Close() {
+	s.closed.Store(true)
+	s.coalOnce.Do(func() {})
+	if c := s.coal.Load(); c != nil {
+		c.Close()
+	}
+}
+
+// reqScratch is a request's reusable memory.
+type reqScratch struct {
+	q     topk.Query
+	feats []float32
+	cand  []ranked
+	contr []float64
+}
+
+type ranked struct {
+	idx   int32
+	mf    float32
+	score float64
+	feats []float32
+}
+
+// ErrBadRequest is wrapped by errors that are the caller's fault.
+var ErrBadRequest = errors.New("bad request")
+
+// Recommend returns the top req.K items for req.UserID.
+func (s *Scorer) Recommend(ctx context.Context, req Request) (*Response, error) {
+	if req.UserID == "" || len(req.UserID) > modelrec.MaxIDLen {
+		return nil, fmt.Errorf("%w: user_id: required, 1–%d bytes", ErrBadRequest, modelrec.MaxIDLen)
+	}
+	if req.K < 1 || req.K > MaxK {
+		return nil, fmt.Errorf("%w: k %d: want 1–%d", ErrBadRequest, req.K, MaxK)
+	}
+	st := s.state
+	resp := &Response{UserID: req.UserID, RequestID: req.RequestID, Variant: s.cfg.Variant,
+		ModelVersion: strconv.FormatUint(st.ModelVersion(), 10)}
+
+	sc, _ := s.scratch.Get().(*reqScratch)
+	if sc == nil {
+		sc = &reqScratch{}
+	}
+	defer s.scratch.Put(sc)
+
+	st.mu.RLock()
+	u := st.users[req.UserID]
+	var seen []int32
+	if u != nil {
+		sc.q.Vec = append(sc.q.Vec[:0], u.vec...)
+		seen = u.seen
+	}
+	live := st.liveItems
+	userUpdates := float64(0)
+	if u != nil {
+		userUpdates = float64(u.updates)
+	}
+	st.mu.RUnlock()
+
+	coal := s.coalescer()
+	switch {
+	case live == 0 || coal == nil:
+		return s.fallback(resp, req, seen, ReasonEmptyModel), nil
+	case u == nil:
+		return s.fallback(resp, req, nil, ReasonUnknownUser), nil
+	}
+	rs := st.ranker.Load()
+	want := req.K
+	if rs != nil {
+		want = max(req.K, s.cfg.Candidates)
+	}
+	sc.q.K = want
+	sc.q.Exclude = nil
+	if req.ExcludeSeen {
+		sc.q.Exclude = seen
+	}
+	if cap(sc.q.Out) < want {
+		sc.q.Out = make([]topk.Result, 0, want)
+	}
+	if err := coal.Search(&sc.q); err != nil {
+		return nil, err
+	}
+	if sc.q.Err != nil {
+		return nil, sc.q.Err
+	}
+	if rs == nil {
+		s.fillItems(resp, sc.q.Out, req.Explain, nil)
+		return resp, nil
+	}
+	s.rerank(resp, req, rs.r, sc, userUpdates)
+	return resp, nil
+}
+
+// fillItems turns retrieval results into response items.
+func (s *Scorer) fillItems(resp *Response, res []topk.Result, explain bool, pop []float64) {
+	st := s.state
+	resp.Items = make([]Item, len(res))
+	st.mu.RLock()
+	for i, r := range res {
+		resp.Items[i] = Item{ItemID: st.itemNames[r.Index], Score: float64(r.Score)}
+		if explain {
+			e := &Explain{MFScore: float64(r.Score)}
+			if pop != nil {
+				e = &Explain{Popularity: pop[i]}
+			}
+			resp.Items[i].Explain = e
+		}
+	}
+	st.mu.RUnlock()
+}
+
+// rerank computes the ranker features of every candidate, scores them and
+// keeps the best req.K.
+func (s *Scorer) rerank(resp *Response, req Request, r Ranker, sc *reqScratch, userUpdates float64) {
+	st := s.state
+	names := r.Features()
+	nf := len(names)
+	out := sc.q.Out
+	if cap(sc.feats) < nf*len(out) {
+		sc.feats = make([]float32, nf*len(out))
+	}
+	feats := sc.feats[:nf*len(out)]
+	sc.cand = sc.cand[:0]
+	now := time.Now()
+	nowMs := now.UnixMilli()
+	st.mu.RLock()
+	for c, res := range out {
+		m := st.items[res.Index]
+		x := feats[c*nf : (c+1)*nf]
+		for f, name := range names {
+			x[f] = float32(s.feature(name, res.Score, m, nowMs, userUpdates))
+		}
+		sc.cand = append(sc.cand, ranked{idx: res.Index, mf: res.Score, score: r.Score(x), feats: x})
+	}
+	st.mu.RUnlock()
+	slices.SortStableFunc(sc.cand, func(a, b ranked) int {
+		switch {
+		case a.score > b.score:
+			return -1
+		case a.score < b.score:
+			return 1
+		}
+		return 0
+	})
+	top := sc.cand[:min(req.K, len(sc.cand))]
+	resp.Items = make([]Item, len(top))
+	resp.names = names
+	resp.features = make([][]float32, len(top))
+	st.mu.RLock()
+	for i, c := range top {
+		resp.Items[i] = Item{ItemID: st.itemNames[c.idx], Score: c.score}
+		resp.features[i] = slices.Clone(c.feats)
+		if req.Explain {
+			if cap(sc.contr) < nf {
+				sc.contr = make([]float64, nf)
+			}
+			contr := sc.contr[:nf]
+			e := &Explain{MFScore: float64(c.mf), Features: make(map[string]float64, nf), Contributions: make(map[string]float64, nf)}
+			e.Intercept = r.Contributions(c.feats, contr)
+			for f, name := range names {
+				e.Features[name] = float64(c.feats[f])
+				e.Contributions[name] = contr[f]
+			}
+			resp.Items[i].Explain = e
+		}
+	}
+	st.mu.RUnlock()
+}
+
+// feature computes one named ranker feature; unknown names are 0.
+func (s *Scorer) feature(name string, mf float32, m itemMeta, nowMs int64, userUpdates float64) float64 {
+	switch name {
+	case modelrec.FeatureMFScore:
+		return float64(mf)
+	case modelrec.FeatureItemLogPopularity:
+		return math.Log1p(s.state.decayedPopularity(m, nowMs))
+	case modelrec.FeatureItemCTR:
+		return min(1, max(0, (float64(m.popularity)+1)/(float64(m.impressions)+10)))
+	case modelrec.FeatureItemRecency:
+		return math.Log1p(max(0, float64(nowMs-m.tsMillis)/3.6e6))
+	case modelrec.FeatureUserLogActivity:
+		return math.Log1p(userUpdates)
+	}
+	return 0
+}
+
+// fallback serves the most popular live items (decayed), skipping seen
+// ones.
+func (s *Scorer) fallback(resp *Response, req Request, seen []int32, reason string) *Response {
+	s.metrics.fallbacks.WithLabelValues(reason).Inc()
+	resp.Fallback = true
+	pop := s.state.popular(time.Now())
+	res := make([]topk.Result, 0, req.K)
+	for _, p := range pop {
+		if len(res) == req.K {
+			break
+		}
+		if req.ExcludeSeen {
+			if _, ok := slices.BinarySearch(seen, p.Index); ok {
+				continue
+			}
+		}
+		res = append(res, p)
+	}
+	var scores []float64
+	if req.Explain {
+		scores = make([]float64, len(res))
+		for i, r := range res {
+			scores[i] = float64(r.Score)
+		}
+	}
+	s.fillItems(resp, res, req.Explain, scores)
+	return resp
+}
