@@ -1,10 +1,68 @@
-// Package drift owns the statistics of Eddy's drift detection: mergeable
+// Package drift owns Eddy's drift detection: the statistics (mergeable
 // per-window summaries of a signal and the distances between a window and
-// its reference.
+// its reference), the signals and their configuration, per-partition
+// windows, their merge across partitions, references, DriftReports,
+// Prometheus gauges and the retraining trigger policy — everything of the
+// drift role that does not touch Kafka.
 //
-// It does not own windows over Kafka, the stream processor that fills the
-// summaries, trigger policies or report outputs; those build on this
-// package.
+// It does not own consuming eddy.events and eddy.recs, storing state or
+// producing to eddy.drift and eddy.control: the stream runtime and
+// cmd/eddy wire those around Partition, Merger and Monitor, whose states
+// are binary-encodable for that purpose. drift/drifteval runs the same
+// code offline over synthetic streams (`eddy eval drift`).
+//
+// # The pipeline
+//
+//   - Config (YAML, LoadConfig) names the signals: source (events, recs,
+//     outcome), field (Fields), kind, method, threshold, min_samples;
+//     DefaultSignals covers the event-type mix, watch ratio, session
+//     length, events per user, popularity rank of consumed items, context
+//     keys, served scores, served-item rank, fallback rate, ranker
+//     features at serving time, CTR of served lists and the share of
+//     engagements with items Eddy did not recommend.
+//   - Partition turns one partition's records (events and ServedList
+//     records, co-partitioned by user_id) into windows: event-time
+//     tumbling (floor(t/size), closed when the watermark passes end +
+//     lateness) or count-based. Per-user signals and the outcome join keep
+//     bounded state (WindowConfig.MaxUsers, MaxRequests). Users can be
+//     sampled by id hash (WindowConfig.Sample).
+//   - Merger merges the k-th windows of all partitions once every
+//     partition has closed through k (idle partitions Advance).
+//   - Monitor captures a Reference from the first ReferenceWindows merged
+//     windows (and again after Promote), judges every later window into a
+//     Report (one per window, JSON for eddy.drift), feeds Policy and
+//     Metrics. Policy emits a RetrainRequest when a signal drifts in K
+//     consecutive judged windows, once per drift episode, subject to a
+//     cooldown and a daily maximum; its decisions depend on event time
+//     only, so they replay identically after a restart.
+//
+// # Calibration
+//
+// Defaults: 5-minute windows, reference of 12 windows, min 200 samples,
+// normalised Wasserstein (numeric) or Jensen–Shannon (categorical, rank)
+// with threshold 0.25, 0.1 for binary rates, 0.4 for per-user signals
+// (DefaultSignals). Measured with drifteval on the synthetic stream
+// (defaults: 10,000 users, 5,000 items, ~15,000 events per window over 4
+// partitions): over full days of 288 stationary windows (seeds 11, 12, 13,
+// 21) zero alerts and zero retrain requests; the largest score/threshold
+// any signal reached was 0.55 (clicked_score, context_country, watch_ratio
+// ≈ 0.4–0.55; the per-user signals reached 0.19, i.e. 0.47 of their 0.4);
+// the popularity, taste and watch-ratio shifts (strength 1) score 0.4–1.6
+// and are detected in the first shifted window with exactly one retrain
+// request in the third shifted window. Rank signals compare the current window with
+// disjoint halves of the reference (ranks from one, bucket shares from
+// the other): ranking and bucketing the same counts showed a systematic
+// JS ≈ 0.1 on stationary data. With a catalogue larger than the table
+// capacity the Misra–Gries tables still leave a small bias (served-item
+// rank ≈ 0.05–0.07 on the synthetic stream).
+//
+// # Cost
+//
+// Observing a record costs ~35 ns per numeric value inserted plus map
+// lookups; a served list of 10 items × 31 features dominates. Sampling
+// users (WindowConfig.Sample) divides the cost; see
+// BenchmarkObserve50Signals. Judging a window of 50 signals against its
+// reference takes a few milliseconds, once per window.
 //
 // # Summaries
 //

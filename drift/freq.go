@@ -55,8 +55,10 @@ func NewFreqTable(capacity int) (*FreqTable, error) {
 
 func (t *FreqTable) init(capacity int) {
 	t.capacity = capacity
-	// One spare slot: the reduce step briefly holds capacity+1 keys.
-	t.counts = make(map[string]int64, min(capacity, 4096)+1)
+	// Start small and let the map grow: a drift window holds one table per
+	// categorical signal, most with a handful of keys, and preallocating
+	// thousands of slots for each cost ~200 KB per table per window.
+	t.counts = make(map[string]int64, min(capacity, 16)+1)
 }
 
 // Insert counts one occurrence of key.

@@ -29,7 +29,7 @@ func newEvalCommand() *ffcli.Command {
 		FlagSet:     fs,
 		Options:     ffOptions(),
 		UsageFunc:   usage,
-		Subcommands: []*ffcli.Command{newEvalPrequentialCommand()},
+		Subcommands: []*ffcli.Command{newEvalPrequentialCommand(), newEvalDriftCommand()},
 		Exec: func(context.Context, []string) error {
 			return flag.ErrHelp
 		},
