@@ -54,6 +54,7 @@ type prequentialFlags struct {
 	frozenFrac  float64
 	popHalfLife float64
 	candidates  int
+	tail        int
 }
 
 func (p *prequentialFlags) register(fs *flag.FlagSet) {
@@ -74,6 +75,7 @@ func (p *prequentialFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&p.frozenFrac, "frozen-frac", d.FrozenFrac, "share of events the frozen model learns from")
 	fs.Float64Var(&p.popHalfLife, "pop-half-life", d.PopHalfLife, "half-life of the decayed-popularity baseline, in positive events")
 	fs.IntVar(&p.candidates, "candidates", d.Candidates, "MF candidates the ranker re-ranks")
+	fs.IntVar(&p.tail, "recovery-tail", d.RecoveryTail, "windows at the end of a drifting synthetic stream that measure each model's recovered HR (0 = the later half of the windows after the drift)")
 }
 
 func (p *prequentialFlags) config() (prequential.Config, error) {
@@ -83,6 +85,7 @@ func (p *prequentialFlags) config() (prequential.Config, error) {
 	cfg.MF.LearnRate, cfg.MF.Reg = float32(p.lr), float32(p.reg)
 	cfg.MF.Negatives = p.negatives
 	cfg.FrozenFrac, cfg.PopHalfLife, cfg.Candidates = p.frozenFrac, p.popHalfLife, p.candidates
+	cfg.RecoveryTail = p.tail
 	if p.models != "" {
 		for m := range strings.SplitSeq(p.models, ",") {
 			cfg.Models = append(cfg.Models, strings.TrimSpace(m))
@@ -113,7 +116,16 @@ Models: online_mf (the streaming learner's own update code), online_mf_ranker
 (its candidates re-ranked by the online FTRL ranker), popularity (decayed
 popularity baseline) and frozen_mf (the MF trained on the first --frozen-frac
 of the stream, then frozen). It reports paired Wilcoxon signed-rank and t tests
-over windows against the popularity baseline. Progress goes to stderr.`,
+over windows against the popularity baseline. Progress goes to stderr.
+
+A synthetic dataset with drift (drift-at=N,drift-kind=taste) also reports each
+model's HR before the drift, its dip, its level over the last windows, and how
+many windows it took to get back to 90 % of its pre-drift HR; the plot marks
+the drift and the point where frozen_mf stopped learning. Put drift-at after
+the frozen prefix (--frozen-frac of the events). Example:
+
+  eddy eval prequential --lr 0.1 --plot taste.png --csv taste.csv \
+    --dataset synthetic:users=2000,items=500,dim=4,explore=0.7,zipf-s=0.8,popularity-weight=0.5,affinity-weight=3,events=600000,drift-at=300000,drift-kind=taste`,
 		FlagSet:   fs,
 		Options:   ffOptions(),
 		UsageFunc: usage,
@@ -132,10 +144,11 @@ func runPrequential(ctx context.Context, p *prequentialFlags, stdout io.Writer, 
 	if err != nil {
 		return err
 	}
-	events, name, err := loadDataset(p.dataset, p.events, log)
+	events, name, shift, err := loadDataset(p.dataset, p.events, log)
 	if err != nil {
 		return err
 	}
+	cfg.Shift = shift
 	res, err := prequential.Run(ctx, events, cfg, log)
 	if err != nil {
 		return fmt.Errorf("eval prequential %s: %w", name, err)
@@ -175,40 +188,52 @@ func writeFile(path string, fn func(io.Writer) error) (err error) {
 	return fn(f)
 }
 
-// loadDataset resolves --dataset into a time-ordered event slice and a
-// short name for titles.
-func loadDataset(spec string, events int, log *slog.Logger) ([]event.Event, string, error) {
+// loadDataset resolves --dataset into a time-ordered event slice, a short
+// name for titles and, for a synthetic stream with drift, the index of the
+// first drifted event (0 otherwise).
+func loadDataset(spec string, events int, log *slog.Logger) ([]event.Event, string, int, error) {
 	kind, opts, _ := strings.Cut(spec, ":")
 	switch kind {
 	case "movielens":
 		if opts == "" {
-			return nil, "", usageError{errors.New("--dataset movielens:DIR: the directory is missing")}
+			return nil, "", 0, usageError{errors.New("--dataset movielens:DIR: the directory is missing")}
 		}
 		rs, err := movielens.ReadDir(opts)
 		if err != nil {
-			return nil, "", err
+			return nil, "", 0, err
 		}
 		log.Info("eval prequential: dataset", "dataset", spec, "ratings", len(rs))
-		return movielens.Events(rs), "movielens " + lastElem(opts), nil
+		return movielens.Events(rs), "movielens " + lastElem(opts), 0, nil
 	case "synthetic":
 		cfg, n, err := synthConfig(opts, events)
 		if err != nil {
-			return nil, "", usageError{fmt.Errorf("--dataset %s: %w", spec, err)}
+			return nil, "", 0, usageError{fmt.Errorf("--dataset %s: %w", spec, err)}
 		}
 		g, err := synth.New(cfg)
 		if err != nil {
-			return nil, "", usageError{fmt.Errorf("--dataset %s: %w", spec, err)}
+			return nil, "", 0, usageError{fmt.Errorf("--dataset %s: %w", spec, err)}
 		}
 		out := make([]event.Event, n)
+		shift := 0
 		for i := range out {
 			g.Next(&out[i])
+			if shift == 0 && g.Drifted() {
+				shift = i // the generator drifts before emitting event i
+			}
 		}
-		log.Info("eval prequential: dataset", "dataset", spec, "events", n)
-		return out, "synthetic", nil
+		name := "synthetic"
+		if cfg.DriftKind != synth.DriftNone {
+			if shift == 0 {
+				return nil, "", 0, usageError{fmt.Errorf("--dataset %s: the drift point lies beyond the %d events", spec, n)}
+			}
+			name = fmt.Sprintf("synthetic, %s drift at event %d", cfg.DriftKind, shift)
+		}
+		log.Info("eval prequential: dataset", "dataset", spec, "events", n, "drift_at_event", shift)
+		return out, name, shift, nil
 	case "":
-		return nil, "", usageError{errors.New("--dataset is required (movielens:DIR or synthetic[:options])")}
+		return nil, "", 0, usageError{errors.New("--dataset is required (movielens:DIR or synthetic[:options])")}
 	}
-	return nil, "", usageError{fmt.Errorf("--dataset %q: want movielens:DIR or synthetic[:options]", spec)}
+	return nil, "", 0, usageError{fmt.Errorf("--dataset %q: want movielens:DIR or synthetic[:options]", spec)}
 }
 
 // synthConfig splits the eval-only key events=N out of the generator

@@ -86,7 +86,7 @@ func TestEvalPrequentialMovieLensOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) < 3 || len(rows[0]) != 3+2*4 || rows[0][3] != "online_mf_hr_at_k" {
+	if len(rows) < 3 || len(rows[0]) != 4+2*4 || rows[0][3] != "end_event" || rows[0][4] != "online_mf_hr_at_k" {
 		t.Errorf("csv header %v, %d rows", rows[0], len(rows))
 	}
 	png, err := os.ReadFile(pngPath)
@@ -111,6 +111,55 @@ func TestEvalPrequentialSyntheticText(t *testing.T) {
 	}
 	if strings.Contains(stdout, "frozen_mf ") {
 		t.Errorf("--models online_mf still ran frozen_mf:\n%s", stdout)
+	}
+}
+
+// A drifting synthetic stream: the drift point found while generating
+// reaches the report (recovery table, JSON) and the plot.
+func TestEvalPrequentialSyntheticDrift(t *testing.T) {
+	ds := "synthetic:users=200,items=300,dim=4,events=30000,seed=3,drift-at=15000,drift-kind=taste"
+	stdout, err := runEval(t, "--dataset", ds, "--models", "online_mf,frozen_mf", "--window", "200", "--dim", "32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"around the shift at event 15000", "before: windows after event 6000", "tail/before", "frozen_mf "} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdout)
+		}
+	}
+	png := filepath.Join(t.TempDir(), "drift.png")
+	stdout, err = runEval(t, "--dataset", ds, "--models", "online_mf", "--window", "100", "--dim", "32",
+		"--json", "--recovery-tail", "4", "--plot", png)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Run struct {
+			Shift    int `json:"shift_at_event"`
+			FrozenAt int `json:"frozen_at_event"`
+		} `json:"run"`
+		Online struct {
+			Recovery *struct {
+				Tail        float64 `json:"hr_tail"`
+				TailWindows int     `json:"windows_tail"`
+			} `json:"recovery"`
+		} `json:"online_mf"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatalf("json: %v\n%s", err, stdout)
+	}
+	if got.Run.Shift != 15000 || got.Run.FrozenAt != 0 {
+		t.Errorf("run: shift %d frozen %d, want 15000 and 0 (frozen_mf not run)", got.Run.Shift, got.Run.FrozenAt)
+	}
+	if got.Online.Recovery == nil || got.Online.Recovery.TailWindows != 4 {
+		t.Errorf("online_mf recovery %+v, want a tail of 4 windows", got.Online.Recovery)
+	}
+	if fi, err := os.Stat(png); err != nil || fi.Size() == 0 {
+		t.Errorf("plot: %v", err)
+	}
+	if _, err := runEval(t, "--dataset", "synthetic:events=1000,drift-at=5000,drift-kind=taste"); err == nil ||
+		!strings.Contains(err.Error(), "beyond the 1000 events") {
+		t.Errorf("drift past the end: err = %v", err)
 	}
 }
 

@@ -9,6 +9,10 @@
 // The models are the online MF (learner.Model, the same update functions
 // the streaming stages run), the online MF re-ranked by the FTRL ranker, a
 // decayed-popularity baseline and the MF frozen after the first part of
-// the stream. The package owns evaluation only; datasets come from
-// connectors (MovieLens) or the synthetic generator.
+// the stream. Given the index of a known change in the stream
+// (Config.Shift, e.g. the synthetic generator's drift point) it also
+// reports each model's Recovery: HR before the change, its dip, the level
+// it settles at, and how many windows it takes to get back. The package
+// owns evaluation only; datasets come from connectors (MovieLens) or the
+// synthetic generator.
 package prequential

@@ -59,6 +59,15 @@ type Config struct {
 	Models []string
 	// Progress, when positive, logs progress every that many events.
 	Progress int
+	// Shift, when positive, is the index of the first event after a known
+	// change in the stream (the synthetic generator's drift point). The
+	// result then carries each model's Recovery around it and the plot
+	// marks it. 0 means none.
+	Shift int
+	// RecoveryTail is how many of the last windows after Shift measure a
+	// model's recovered level (at most all of them); 0 means the later half
+	// of the windows after the shift.
+	RecoveryTail int
 }
 
 // DefaultConfig returns the defaults documented on Config's fields.
@@ -94,6 +103,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("prequential: candidates %d: want ≥ k (%d)", c.Candidates, c.K)
 	case c.RankerNegatives < 0 || c.RankerNegatives > c.Candidates:
 		return fmt.Errorf("prequential: ranker negatives %d: want 0–candidates", c.RankerNegatives)
+	case c.Shift < 0:
+		return fmt.Errorf("prequential: shift %d: want ≥ 0 (0 = none)", c.Shift)
+	case c.RecoveryTail < 0:
+		return fmt.Errorf("prequential: recovery tail %d: want ≥ 0", c.RecoveryTail)
 	}
 	for _, m := range c.Models {
 		if !slices.Contains(ModelNames, m) {
@@ -126,13 +139,27 @@ type Result struct {
 	Users     int
 	Items     int
 	Window    int
-	// WindowEnd[w] is the time of the last positive of window w.
-	WindowEnd []time.Time
-	Models    []*ModelResult
+	// WindowEnd[w] is the time of the last positive of window w, and
+	// WindowEndEvent[w] its index in the stream, so that a window can be
+	// placed relative to an event-count marker such as a drift point.
+	WindowEnd      []time.Time
+	WindowEndEvent []int
+	Models         []*ModelResult
 	// Tests compare each model with the popularity baseline, and the
 	// online MF with the frozen one, on per-window HR and NDCG.
-	Tests   []PairedTest
-	Seconds float64
+	Tests []PairedTest
+	// FrozenAt is the index of the event at which the frozen model stopped
+	// learning (0 when it did not run), and FrozenPositives the number of
+	// scored positives before it (the plot's x coordinate).
+	FrozenAt        int
+	FrozenPositives int
+	// Shift is Config.Shift and ShiftPositives the number of scored
+	// positives before it; Recovery holds each model's HR around it (nil
+	// without a shift).
+	Shift          int
+	ShiftPositives int
+	Recovery       []Recovery
+	Seconds        float64
 }
 
 // Model returns the result of the named model, or nil.
@@ -194,6 +221,17 @@ func newStream(events []event.Event, conf learner.Confidence) *stream {
 		}
 	}
 	return s
+}
+
+// positivesBefore counts the scored positives among events [0, t).
+func (s *stream) positivesBefore(t int) int {
+	n := 0
+	for _, e := range s.evaluate[:t] {
+		if e {
+			n++
+		}
+	}
+	return n
 }
 
 // tally accumulates one model's hits.
@@ -279,6 +317,9 @@ func Run(ctx context.Context, events []event.Event, cfg Config, log *slog.Logger
 	if s.nPos == 0 {
 		return nil, ErrNoPositives
 	}
+	if cfg.Shift >= len(events) {
+		return nil, fmt.Errorf("prequential: shift at event %d: the stream has %d events", cfg.Shift, len(events))
+	}
 	log.Info("prequential: replay", "events", len(events), "positives", s.nPos,
 		"users", s.users.Len(), "items", s.items.Len(), "k", cfg.K, "dim", cfg.MF.Dim)
 
@@ -330,6 +371,7 @@ func Run(ctx context.Context, events []event.Event, cfg Config, log *slog.Logger
 			p++
 			if p%cfg.Window == 0 || p == s.nPos {
 				res.WindowEnd = append(res.WindowEnd, events[t].Time)
+				res.WindowEndEvent = append(res.WindowEndEvent, t)
 			}
 		}
 	}
@@ -343,6 +385,16 @@ func Run(ctx context.Context, events []event.Event, cfg Config, log *slog.Logger
 	}
 	if on, fr := res.Model(OnlineMF), res.Model(FrozenMF); on != nil && fr != nil {
 		res.Tests = append(res.Tests, Compare(OnlineMF, FrozenMF, "hr_at_k", on.WindowHR, fr.WindowHR))
+	}
+	if want(FrozenMF) {
+		res.FrozenAt = frozenSplit(&cfg, len(events))
+		res.FrozenPositives = s.positivesBefore(res.FrozenAt)
+	}
+	if cfg.Shift > 0 {
+		res.Shift, res.ShiftPositives = cfg.Shift, s.positivesBefore(cfg.Shift)
+		for _, m := range res.Models {
+			res.Recovery = append(res.Recovery, recovery(res, m, res.FrozenAt, cfg.Shift, cfg.RecoveryTail))
+		}
 	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil

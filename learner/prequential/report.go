@@ -24,6 +24,8 @@ type jsonModel struct {
 	Seconds      float64 `json:"seconds"`
 	// Tests against other models, keyed "<metric>_vs_<model>".
 	Tests map[string]PairedTest `json:"tests,omitempty"`
+	// Recovery around Config.Shift, when set.
+	Recovery *Recovery `json:"recovery,omitempty"`
 }
 
 type jsonRun struct {
@@ -34,6 +36,8 @@ type jsonRun struct {
 	Items     int     `json:"items"`
 	Window    int     `json:"window"`
 	Windows   int     `json:"windows"`
+	FrozenAt  int     `json:"frozen_at_event,omitempty"`
+	Shift     int     `json:"shift_at_event,omitempty"`
 	Seconds   float64 `json:"seconds"`
 }
 
@@ -43,7 +47,8 @@ type jsonRun struct {
 func WriteJSON(w io.Writer, r *Result) error {
 	out := map[string]any{"run": jsonRun{
 		K: r.K, Events: r.Events, Positives: r.Positives, Users: r.Users, Items: r.Items,
-		Window: r.Window, Windows: len(r.WindowEnd), Seconds: r.Seconds,
+		Window: r.Window, Windows: len(r.WindowEnd), FrozenAt: r.FrozenAt, Shift: r.Shift,
+		Seconds: r.Seconds,
 	}}
 	for _, m := range r.Models {
 		jm := jsonModel{HR: m.HR, NDCG: m.NDCG, Coverage: m.Coverage, EventsPerSec: m.EventsPerSec, Seconds: m.Seconds}
@@ -55,6 +60,7 @@ func WriteJSON(w io.Writer, r *Result) error {
 				jm.Tests[t.Metric+"_vs_"+t.B] = t
 			}
 		}
+		jm.Recovery = r.RecoveryOf(m.Name)
 		out[m.Name] = jm
 	}
 	enc := json.NewEncoder(w)
@@ -79,6 +85,17 @@ func WriteText(w io.Writer, r *Result) error {
 	for _, t := range r.Tests {
 		fmt.Fprintf(tw, "%s − %s\t%s\t%+.4f\t%.3g\t%.3g\n", t.A, t.B, t.Metric, t.MeanDiff, t.WilcoxonP, t.TP)
 	}
+	if len(r.Recovery) > 0 {
+		fmt.Fprintf(tw, "\nHR@%d around the shift at event %d (before: windows after event %d; tail: last windows)\n", r.K, r.Shift, r.FrozenAt)
+		fmt.Fprintf(tw, "model\tbefore\tdip\ttail\ttail/before\twindows to %.0f%%\n", 100*RecoverAt)
+		for _, rc := range r.Recovery {
+			rw := "never"
+			if rc.RecoverWindows >= 0 {
+				rw = strconv.Itoa(rc.RecoverWindows)
+			}
+			fmt.Fprintf(tw, "%s\t%.4f (%d)\t%.4f\t%.4f (%d)\t%.2f\t%s\n", rc.Model, rc.Before, rc.BeforeWindows, rc.Dip, rc.Tail, rc.TailWindows, rc.Ratio, rw)
+		}
+	}
 	fmt.Fprintf(tw, "\nwall time %.1fs\n", r.Seconds)
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("prequential: write summary: %w", err)
@@ -87,11 +104,11 @@ func WriteText(w io.Writer, r *Result) error {
 }
 
 // WriteCSV writes the per-window curves: one row per window with its index,
-// the number of scored positives up to its end, its end time, and each
-// model's HR@K and NDCG@K in that window.
+// the number of scored positives up to its end, its end time, the index of
+// its last event, and each model's HR@K and NDCG@K in that window.
 func WriteCSV(w io.Writer, r *Result) error {
 	cw := csv.NewWriter(w)
-	head := []string{"window", "positives", "end_time"}
+	head := []string{"window", "positives", "end_time", "end_event"}
 	for _, m := range r.Models {
 		head = append(head, m.Name+"_hr_at_k", m.Name+"_ndcg_at_k")
 	}
@@ -103,6 +120,7 @@ func WriteCSV(w io.Writer, r *Result) error {
 			strconv.Itoa(wi),
 			strconv.Itoa(min((wi+1)*r.Window, r.Positives)),
 			r.WindowEnd[wi].UTC().Format(time.RFC3339),
+			strconv.Itoa(r.WindowEndEvent[wi]),
 		}
 		for _, m := range r.Models {
 			row = append(row, strconv.FormatFloat(m.WindowHR[wi], 'f', 6, 64),
@@ -145,9 +163,15 @@ func WritePlot(w io.Writer, r *Result, title string) error {
 		}
 	}
 	p.Y.Max = max(top*1.35, 0.01)
+	// A last window of under half the usual size is mostly noise (a
+	// handful of positives); the plot leaves it out, the CSV keeps it.
+	nw := len(r.WindowEnd)
+	if last := r.Positives - (nw-1)*r.Window; nw > 1 && 2*last < r.Window {
+		nw--
+	}
 	for _, m := range r.Models {
-		pts := make(plotter.XYs, len(m.WindowHR))
-		for wi, v := range m.WindowHR {
+		pts := make(plotter.XYs, nw)
+		for wi, v := range m.WindowHR[:nw] {
 			pts[wi].X = float64(min((wi+1)*r.Window, r.Positives))
 			pts[wi].Y = v
 		}
@@ -162,6 +186,30 @@ func WritePlot(w io.Writer, r *Result, title string) error {
 		}
 		p.Add(l)
 		p.Legend.Add(fmt.Sprintf("%s (%.3f)", m.Name, m.HR), l)
+	}
+	// Dotted verticals mark where the frozen model stopped learning and
+	// where the stream changed.
+	for _, mk := range []struct {
+		at    int
+		x     int
+		label string
+		c     color.RGBA
+	}{
+		{r.FrozenAt, r.FrozenPositives, "frozen_mf stops learning", modelColors[FrozenMF]},
+		{r.Shift, r.ShiftPositives, "stream shift", color.RGBA{A: 0xff}},
+	} {
+		if mk.at <= 0 {
+			continue
+		}
+		l, err := plotter.NewLine(plotter.XYs{{X: float64(mk.x), Y: 0}, {X: float64(mk.x), Y: p.Y.Max}})
+		if err != nil {
+			return fmt.Errorf("prequential: plot marker: %w", err)
+		}
+		l.Color = mk.c
+		l.Width = vg.Points(1)
+		l.Dashes = []vg.Length{vg.Points(1), vg.Points(3)}
+		p.Add(l)
+		p.Legend.Add(fmt.Sprintf("%s (event %d)", mk.label, mk.at), l)
 	}
 	wt, err := p.WriterTo(9*vg.Inch, 4.5*vg.Inch, "png")
 	if err != nil {

@@ -117,7 +117,7 @@ func (r *mfRunner) run(ctx context.Context, s *stream, cfg *Config, log *slog.Lo
 		out = append(out, rta)
 	}
 	seen := make([]learner.ItemSet, s.users.Len())
-	split := int(cfg.FrozenFrac * float64(len(s.events)))
+	split := frozenSplit(cfg, len(s.events))
 	n := cfg.K
 	if r.ranked {
 		n = cfg.Candidates
