@@ -22,6 +22,12 @@ const (
 	TopicRecs          = "recs"
 	TopicDrift         = "drift"
 	TopicControl       = "control"
+	// TopicItemUpdates is the features repartition topic: one record per
+	// event, keyed by item id, from the user stage to the item stage.
+	TopicItemUpdates = "features.item-updates"
+	// TopicUserSnapshots holds each user's latest serving snapshot (recent
+	// items, seen-set digest, ranker features) for the scorer.
+	TopicUserSnapshots = "features.users"
 )
 
 // TopicSpec says how one topic is created.
@@ -81,6 +87,8 @@ func (l TopicLayout) Specs() []TopicSpec {
 		spec(TopicRecs, p, false),
 		spec(TopicDrift, 1, false),
 		spec(TopicControl, 1, false),
+		spec(TopicItemUpdates, p, false),
+		spec(TopicUserSnapshots, p, true),
 	}
 }
 
