@@ -87,19 +87,20 @@ func (k *Kafka) CreateTopics(t testing.TB) {
 	}
 }
 
-// ReadAll returns every record of topic from the start to the end offsets as
-// they are when it is called, read with read_committed. Transaction markers
-// take offsets too, so progress is tracked over control records as well
-// (kept by the client, left out of the result): waiting for a data record at
-// end-1 would never finish on a transactional topic.
+// ReadAll returns the committed data records of topic from the start up to
+// its last stable offsets as they are when it is called (an open
+// transaction does not hold it up), read with read_committed. Transaction
+// markers take offsets too, so progress is tracked over control records as
+// well (kept by the client, left out of the result): waiting for a data
+// record at end-1 would never finish on a transactional topic.
 func (k *Kafka) ReadAll(t testing.TB, topic string) []*kgo.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(k.NewClient(t))
-	ends, err := adm.ListEndOffsets(ctx, topic)
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
 	if err != nil {
-		t.Fatalf("list end offsets of %s: %v", topic, err)
+		t.Fatalf("list last stable offsets of %s: %v", topic, err)
 	}
 	want := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
@@ -120,10 +121,14 @@ func (k *Kafka) ReadAll(t testing.TB, topic string) []*kgo.Record {
 		}
 		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch %s: %v", topic, err) })
 		fs.EachRecord(func(r *kgo.Record) {
+			end, ok := want[r.Partition]
+			if !ok || r.Offset >= end {
+				return
+			}
 			if !r.Attrs.IsControl() {
 				out = append(out, r)
 			}
-			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
+			if r.Offset+1 >= end {
 				delete(want, r.Partition)
 			}
 		})
