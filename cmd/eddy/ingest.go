@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"flag"
+	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
@@ -38,32 +41,10 @@ embedded broker in this process.`,
 		Options:   ffOptions(),
 		UsageFunc: usage,
 		Exec: func(ctx context.Context, _ []string) error {
-			log, err := common.logger()
-			if err != nil {
-				return err
-			}
-			if err := kf.validate(); err != nil {
-				return err
-			}
-			if err := cfg.Validate(); err != nil {
-				return usageError{err}
-			}
-			closeBroker, err := kf.connect(log, true)
-			if err != nil {
-				return err
-			}
-			defer closeBroker()
-			if _, err := kf.ensureTopics(ctx, log); err != nil {
-				return err
-			}
-			reg := newRegistry()
-			srv := httpserver.New(*httpAddr, reg, log)
-			closeIngest, err := startIngest(kf, cfg, srv, reg, log)
-			if err != nil {
-				return err
-			}
-			defer closeIngest()
-			return srv.Serve(ctx, *drain)
+			return serveRoles(ctx, &common, kf, *httpAddr, *drain, cfg.Validate,
+				func(_ context.Context, srv *httpserver.Server, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
+					return startIngest(kf, cfg, srv, reg, log)
+				})
 		},
 	}
 }

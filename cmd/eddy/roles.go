@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -38,4 +40,46 @@ func startIngest(kf *kafkaFlags, cfg ingest.Config, srv *httpserver.Server, reg 
 	s.Register(srv.Mux)
 	srv.AddReadiness("ingest", s.Ready)
 	return cl.Close, nil
+}
+
+// roleStart mounts one role on the shared HTTP server and starts its
+// background work; the returned closer stops it.
+type roleStart func(ctx context.Context, srv *httpserver.Server, reg prometheus.Registerer, log *slog.Logger) (func(), error)
+
+// serveRoles is the body of a role command: it sets up logging, checks the
+// Kafka settings and validate, makes sure there is a broker and the topics,
+// starts the roles on one HTTP server and serves until ctx ends. Shutdown is
+// ordered: the server drains its in-flight requests first, then the roles
+// stop in reverse order of starting, then the embedded broker, if any.
+func serveRoles(ctx context.Context, common *commonFlags, kf *kafkaFlags, httpAddr string, drain time.Duration, validate func() error, roles ...roleStart) error {
+	log, err := common.logger()
+	if err != nil {
+		return err
+	}
+	if err := kf.validate(); err != nil {
+		return err
+	}
+	if validate != nil {
+		if err := validate(); err != nil {
+			return usageError{err}
+		}
+	}
+	closeBroker, err := kf.connect(log, true)
+	if err != nil {
+		return err
+	}
+	defer closeBroker()
+	if _, err := kf.ensureTopics(ctx, log); err != nil {
+		return err
+	}
+	reg := newRegistry()
+	srv := httpserver.New(httpAddr, reg, log)
+	for _, start := range roles {
+		stop, err := start(ctx, srv, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	return srv.Serve(ctx, drain)
 }
