@@ -25,6 +25,8 @@ func newUpCommand() *ffcli.Command {
 	icfg.RegisterFlags(fs)
 	scfg := scorer.DefaultConfig()
 	scfg.RegisterFlags(fs)
+	var lf learnFlags
+	lf.register(fs, "learner-")
 	httpAddr := fs.String("http-addr", ":8080", "HTTP listen address shared by all roles")
 	drain := fs.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	demo := fs.Bool("demo", false, "also generate synthetic traffic into the ingest API")
@@ -39,8 +41,9 @@ func newUpCommand() *ffcli.Command {
 		ShortHelp:  "run the whole system on one machine (embedded broker and all roles)",
 		LongHelp: `The all-in-one mode: starts the embedded broker (unless --brokers are given),
 creates the topics, and runs every role in this process behind one HTTP port:
-ingest (POST /v1/events), the scorer (GET /v1/recommendations), /healthz,
-/readyz and /metrics. With --demo it also
+ingest (POST /v1/events), the learner's user and item stages (flags
+prefixed learner-), the scorer (GET /v1/recommendations), /healthz, /readyz
+and /metrics. With --demo it also
 feeds synthetic traffic (the generator of 'eddy gen', at --rate events/s)
 through the ingest API. State lives under --data-dir, so a restart continues
 where it stopped.`,
@@ -61,9 +64,23 @@ where it stopped.`,
 			if err := scfg.Validate(); err != nil {
 				return usageError{err}
 			}
+			lcfg, err := lf.config()
+			if err != nil {
+				return err
+			}
+			// The learner and the scorer must decay popularity alike.
+			lcfg.Stage.PopularityHalfLife = scfg.PopularityHalfLife
 			gcfg, err := g.config(fs)
 			if err != nil {
 				return err
+			}
+			// Demo traffic happens now: its event time starts at the wall
+			// clock and advances at the paced rate, so that decayed
+			// popularity and the 5-minute future limit behave as with real
+			// traffic.
+			gcfg.Start = time.Now().UTC().Truncate(time.Millisecond)
+			if g.rate > 0 {
+				gcfg.MeanInterEvent = time.Duration(float64(time.Second) / g.rate)
 			}
 			closeBroker, err := kf.connect(log, true)
 			if err != nil {
@@ -80,6 +97,11 @@ where it stopped.`,
 				return err
 			}
 			defer closeIngest()
+			closeLearner, err := startLearner(ctx, kf, lcfg, srv, reg, log)
+			if err != nil {
+				return err
+			}
+			defer closeLearner()
 			closeScorer, err := startScorer(ctx, kf, scfg, srv, reg, log)
 			if err != nil {
 				return err

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/eddyrec/eddy/internal/httpserver"
+	"github.com/eddyrec/eddy/internal/testkafka"
+	"github.com/eddyrec/eddy/stream/task"
+)
+
+func TestLearnFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		prefix  string
+		args    []string
+		wantErr bool
+		check   func(t *testing.T, s learnSettings)
+	}{
+		{name: "defaults", check: func(t *testing.T, s learnSettings) {
+			if !s.Users || !s.Items || s.Stage.MF.Dim != 64 || s.UsersGroup != "eddy-learner-users" || s.ItemsGroup != "eddy-learner-items" {
+				t.Fatalf("defaults: %+v", s)
+			}
+			if s.Runtime.OnBrokerWiped != task.WipeFail || s.Stage.ModelVersion != 1 {
+				t.Fatal("defaults: wiped-broker policy or model version")
+			}
+		}},
+		{name: "one stage and settings", args: []string{"--stages", "items", "--dim", "32", "--model-version", "7", "--reset-on-wiped-broker", "--instance-id", "a"},
+			check: func(t *testing.T, s learnSettings) {
+				if s.Users || !s.Items || s.Stage.MF.Dim != 32 || s.Stage.ModelVersion != 7 || s.Runtime.OnBrokerWiped != task.WipeReset || s.Runtime.InstanceID != "a" {
+					t.Fatalf("settings: %+v", s)
+				}
+			}},
+		{name: "prefixed for eddy up", prefix: "learner-", args: []string{"--learner-dim", "48", "--learner-users-group", "g"},
+			check: func(t *testing.T, s learnSettings) {
+				if s.Stage.MF.Dim != 48 || s.UsersGroup != "g" {
+					t.Fatalf("prefixed: %+v", s)
+				}
+			}},
+		{name: "unknown stage", args: []string{"--stages", "users,rankers"}, wantErr: true},
+		{name: "dim out of range", args: []string{"--dim", "16"}, wantErr: true},
+		{name: "bad batch", args: []string{"--max-batch-records", "0"}, wantErr: true},
+		{name: "bad seen items", args: []string{"--seen-items", "5000"}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			var f learnFlags
+			f.register(fs, tc.prefix)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			s, err := f.config()
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil {
+				if _, ok := err.(usageError); !ok {
+					t.Fatalf("error %v is not a usage error", err)
+				}
+				return
+			}
+			tc.check(t, s)
+		})
+	}
+}
+
+// TestStartLearner starts the role against a broker and waits for /readyz.
+func TestStartLearner(t *testing.T) {
+	k := testkafka.Start(t, 2)
+	kf := newKafkaFlags()
+	kf.client = k.Client()
+	kf.partitions = 2
+	kf.dataDir = t.TempDir()
+	if err := kf.validate(); err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	var f learnFlags
+	f.register(fs, "")
+	if err := fs.Parse([]string{"--session-timeout", "10s", "--users-group", k.Layout.Prefix + "u", "--items-group", k.Layout.Prefix + "i"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := newRegistry()
+	srv := httpserver.New("127.0.0.1:0", reg, log)
+	closeLearner, err := startLearner(context.Background(), kf, cfg, srv, reg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		w := httptest.NewRecorder()
+		srv.Mux.ServeHTTP(w, httptest.NewRequest("GET", "/readyz", nil))
+		if w.Code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz: %d %s", w.Code, w.Body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	done := make(chan struct{})
+	go func() { closeLearner(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("closer did not return")
+	}
+}
