@@ -321,11 +321,12 @@ func (r *Runtime) setup(ctx context.Context) error {
 // else the high watermark.
 //
 // A topic created a moment ago may not be listed yet by every broker, so
-// missing partitions are retried for a few seconds.
+// missing partitions are retried for up to 30 s (a real broker under load
+// has been seen to take more than 5 s to list a new changelog topic).
 func (r *Runtime) bounds(ctx context.Context, topic string, partition int32, stable bool) (start, end int64, err error) {
 	for attempt := 0; ; attempt++ {
 		start, end, err = r.boundsOnce(ctx, topic, partition, stable)
-		if err == nil || attempt >= 50 || !errors.Is(err, errNoOffsets) && !errors.Is(err, kerr.UnknownTopicOrPartition) {
+		if err == nil || attempt >= 300 || !errors.Is(err, errNoOffsets) && !errors.Is(err, kerr.UnknownTopicOrPartition) {
 			return start, end, err
 		}
 		select {

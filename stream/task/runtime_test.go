@@ -248,10 +248,12 @@ func TestWipedBroker(t *testing.T) {
 		t.Fatalf("Run = %v, want ErrBrokerWiped", err)
 	}
 
-	// The reset policy starts the partition over.
+	// The reset policy starts the partition over. A real broker may first
+	// wait out the failed member's session before it hands the partition
+	// over, hence the longer deadline.
 	cfg.OnBrokerWiped = WipeReset
 	r = start(t, cfg, counterFactory(e.out))
-	deadline = time.Now().Add(30 * time.Second)
+	deadline = time.Now().Add(90 * time.Second)
 	for {
 		st := r.rt.Status()
 		if len(st) == 1 && st[0].Next == 10 && r.rt.Ready(0) {
