@@ -46,6 +46,12 @@ func NewConsumer(s *Scorer, topics Topics, log *slog.Logger, opts ...kgo.Opt) (*
 		kgo.ConsumeTopics(topics.Users, topics.Items, topics.Ranker),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(100*time.Millisecond),
+		// The learner writes the model topics in Kafka transactions: read
+		// only committed records, and keep the transaction markers so that
+		// catching up to the start offsets can be seen (a marker takes the
+		// last offset of a partition).
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -130,6 +136,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			users, items = users[:0], items[:0]
 			for _, r := range p.Records {
+				if r.Attrs.IsControl() {
+					continue
+				}
 				if r.Timestamp.After(newest) {
 					newest = r.Timestamp
 				}
@@ -224,13 +233,14 @@ func (c *Consumer) noteConnectivity(ctx context.Context, err error) {
 	c.s.metrics.connected.Set(1)
 }
 
-// loadTargets records the end offsets at start, retrying until the broker
-// answers or ctx ends.
+// loadTargets records the last stable offsets at start (the end of what a
+// read_committed reader can see), retrying until the broker answers or ctx
+// ends.
 func (c *Consumer) loadTargets(ctx context.Context) error {
 	adm := kadm.NewClient(c.cl)
 	for {
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ends, err := adm.ListEndOffsets(lctx, c.topics.Users, c.topics.Items, c.topics.Ranker)
+		ends, err := adm.ListCommittedOffsets(lctx, c.topics.Users, c.topics.Items, c.topics.Ranker)
 		cancel()
 		if err == nil {
 			err = ends.Error()
