@@ -5,11 +5,60 @@
 // by item id) and UserSnapshot (user stage → scorer, on a compacted topic).
 //
 // It owns the feature definitions, their JSON views and their binary
-// encodings. It does not own Kafka, Badger, the HTTP server or throttling:
-// the stream runtime and the `eddy process` role load a state, call Apply,
-// store the encoding together with the partition offset, publish the
-// records, and serve View as JSON. Keeping this package free of I/O is what
-// lets its tests replay exact scripts (testdata/*.txt) and property tests.
+// encodings, and (stage.go, http.go) the `eddy process` role that runs them
+// on the stream/task runtime: Process, its two stages, the snapshot
+// throttle, and the read API. It does not own Kafka plumbing, Badger or the
+// commit protocol (stream/task), nor the HTTP server (internal/httpserver).
+// The state machines themselves do no I/O, which is what lets their tests
+// replay exact scripts (testdata/*.txt) and property tests.
+//
+// # The process role (Process)
+//
+// Two stream/task runtimes, each exactly once across crashes and
+// rebalances (Kafka transaction per batch; state in Badger behind a
+// compacted changelog, <group>-state-changelog):
+//
+//   - user stage (group eddy-features-users, source events, keyed by user):
+//     each record is decoded and validated with event.Decode (the
+//     future-skew rule against the record's timestamp, so a replay decides
+//     as the first pass did); an invalid record is counted, logged without
+//     its payload and dead-lettered to events.dlq with its reason, inside
+//     the batch's transaction. A valid event passes the partition's
+//     Deduper, is applied to its UserState, and is forwarded as an
+//     ItemUpdate (carrying its partition and offset) to
+//     features.item-updates keyed by item id. At the end of the batch each
+//     changed user is encoded once and Put; the Deduper's changed segments
+//     are Put under 'd'+seq and their list under 'D' (Batch has no scan:
+//     the first batch of a partition reads 'D' and restores the Deduper
+//     lazily). Users are stored under 'u'+id.
+//   - item stage (group eddy-features-items, source features.item-updates,
+//     read_committed, so an update appears once): ItemState.ApplyUpdate,
+//     items stored under 'i'+id.
+//
+// Each partition's processor keeps a bounded cache of decoded states
+// (CacheStates; decoding a large UserState costs ≈ 80 µs). It is exact
+// because the runtime stops on a failed batch and builds new processors on
+// restart: between batches the cache equals the committed state.
+//
+// Snapshots: a changed user whose last snapshot is at least
+// SnapshotInterval old gets a UserSnapshot on features.users at the end of
+// the batch, in the batch's transaction (so a snapshot never shows state
+// that may still abort, and snapshots of one user are in order). Other
+// changed users wait in a pending set, published by the first later batch
+// of the partition after their interval passed. Staleness bound: while
+// records keep arriving on the partition, a user's snapshot trails its
+// state by at most SnapshotInterval plus one batch cycle. Known limits: an
+// idle partition publishes nothing until its next record (the runtime has
+// no timer callback); a crash or rebalance forgets the pending set (the
+// users in it are published with their next event). The compacted topic
+// always holds a snapshot of every user with at least one event.
+//
+// Reads (User, Item, GET /v1/{users,items}/{id}/features) see committed
+// state only: the runtime's local store (task.Runtime.ReadStored) trails
+// commits by its write-back, so each processor keeps an overlay of the
+// values of committed batches until the store's offset reaches them
+// (overlay.go). A lookup searches every partition this instance holds;
+// 404 means "not held here", 503 that no partition is ready.
 //
 // # User features
 //

@@ -26,13 +26,14 @@ import (
 func newBenchCommand() *ffcli.Command {
 	return &ffcli.Command{
 		Name:       "bench",
-		ShortUsage: "eddy bench <ingest|serve> [flags]",
+		ShortUsage: "eddy bench <ingest|serve|process> [flags]",
 		ShortHelp:  "measure whole pipelines (ingest, ...) on this machine",
 		FlagSet:    flag.NewFlagSet("eddy bench", flag.ContinueOnError),
 		UsageFunc:  usage,
 		Subcommands: []*ffcli.Command{
 			newBenchIngestCommand(),
 			newBenchServeCommand(),
+			newBenchProcessCommand(),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/eddyrec/eddy/features"
 	"github.com/eddyrec/eddy/ingest"
 	"github.com/eddyrec/eddy/internal/httpserver"
 	"github.com/eddyrec/eddy/scorer"
@@ -27,6 +28,12 @@ func newUpCommand() *ffcli.Command {
 	scfg.RegisterFlags(fs)
 	var lf learnFlags
 	lf.register(fs, "learner-")
+	fcfg := features.DefaultConfig()
+	fcfg.RegisterFlags(fs)
+	var pf processFlags
+	pf.register(fs, "process-")
+	var df driftFlags
+	df.register(fs, "drift-")
 	httpAddr := fs.String("http-addr", ":8080", "HTTP listen address shared by all roles")
 	drain := fs.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	demo := fs.Bool("demo", false, "also generate synthetic traffic into the ingest API")
@@ -41,9 +48,11 @@ func newUpCommand() *ffcli.Command {
 		ShortHelp:  "run the whole system on one machine (embedded broker and all roles)",
 		LongHelp: `The all-in-one mode: starts the embedded broker (unless --brokers are given),
 creates the topics, and runs every role in this process behind one HTTP port:
-ingest (POST /v1/events), the learner's user and item stages (flags
-prefixed learner-), the scorer (GET /v1/recommendations), /healthz, /readyz
-and /metrics. With --demo it also
+ingest (POST /v1/events), the feature store (GET /v1/users/{id}/features,
+GET /v1/items/{id}/features; runtime flags prefixed process-), the learner's
+user and item stages (flags prefixed learner-), the scorer
+(GET /v1/recommendations) and the drift monitor (flags prefixed drift-),
+plus /healthz, /readyz and /metrics. With --demo it also
 feeds synthetic traffic (the generator of 'eddy gen', at --rate events/s)
 through the ingest API. State lives under --data-dir, so a restart continues
 where it stopped.`,
@@ -70,6 +79,14 @@ where it stopped.`,
 			}
 			// The learner and the scorer must decay popularity alike.
 			lcfg.Stage.PopularityHalfLife = scfg.PopularityHalfLife
+			pf.apply(&fcfg)
+			if err := fcfg.Validate(); err != nil {
+				return usageError{err}
+			}
+			dcfg, err := df.config(fs)
+			if err != nil {
+				return err
+			}
 			gcfg, err := g.config(fs)
 			if err != nil {
 				return err
@@ -97,6 +114,11 @@ where it stopped.`,
 				return err
 			}
 			defer closeIngest()
+			closeProcess, err := startProcess(ctx, kf, fcfg, srv, reg, log)
+			if err != nil {
+				return err
+			}
+			defer closeProcess()
 			closeLearner, err := startLearner(ctx, kf, lcfg, srv, reg, log)
 			if err != nil {
 				return err
@@ -107,6 +129,11 @@ where it stopped.`,
 				return err
 			}
 			defer closeScorer()
+			closeDrift, err := startDrift(ctx, kf, dcfg, srv, reg, log)
+			if err != nil {
+				return err
+			}
+			defer closeDrift()
 			if err := srv.Listen(); err != nil {
 				return err
 			}

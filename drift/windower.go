@@ -1,0 +1,400 @@
+package drift
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eddyrec/eddy/stream/task"
+)
+
+// SourceHeader is the record header naming which source topic a record of
+// the drift input topic was copied from: "events" or "recs".
+const SourceHeader = "eddy-drift-source"
+
+// PartitionProcessor is the drift role's second stage, a task.Processor
+// over one partition of the input topic (sampled events and served lists,
+// keyed by user id): it feeds a Partition, and Emits every window the
+// partition closes, and its progress, as a WindowRecord to the windows
+// topic.
+//
+// State: re-encoding a whole Partition (open windows, per-user aggregates,
+// the served lists held for the outcome join — megabytes) after every
+// batch would write megabytes of changelog per batch. Instead the state is
+// a snapshot plus a log: each batch appends the records it applied to the
+// log (their bytes, about what it read), and a snapshot of the Partition
+// (and of the records waiting in the aligner) replaces snapshot and log
+// once the log is as large as the last snapshot and at least
+// SnapshotBytes. A restarted task restores the snapshot and re-applies the
+// log; Partition is deterministic, so it reaches the state it had, and the
+// windows the replay closes were already emitted by the batches that
+// closed them. Both are written through task.Batch, so they commit
+// atomically with the source offset and the emitted windows.
+type PartitionProcessor struct {
+	schema     *Schema
+	partition  int32
+	partitions int32
+	out        string
+	snapBytes  int
+	alignSpan  int64
+	alignMax   int
+	log        *slog.Logger
+	counters   *roleCounters
+
+	loaded bool
+	part   *Partition
+	align  *aligner
+	// models holds the model versions served, one entry per change in
+	// list-time order (bounded): a window record names the version
+	// served last before the window's end.
+	models   []modelChange
+	logFrom  uint64 // log entries [logFrom, logTo) follow the snapshot
+	logTo    uint64
+	logSize  int
+	lastSnap int // size of the latest snapshot
+	chunk    []byte
+	closed   []*Window
+}
+
+const (
+	keySnapshot = "snap"
+	keyLogRange = "log/range"
+	logPrefix   = "log/"
+	logChunkMax = 256 << 10
+)
+
+// newPartitionProcessor returns the processor of one input partition.
+func newPartitionProcessor(s *Schema, partition, partitions int32, rc *RoleConfig, c *roleCounters, log *slog.Logger) *PartitionProcessor {
+	return &PartitionProcessor{
+		schema: s, partition: partition, partitions: partitions, out: rc.Topics.Windows,
+		snapBytes: rc.SnapshotBytes, alignSpan: rc.AlignSpan.Milliseconds(), alignMax: rc.AlignMaxRecords,
+		counters: c, log: log.With("partition", partition),
+	}
+}
+
+// Process implements task.Processor.
+func (p *PartitionProcessor) Process(_ context.Context, recs []*kgo.Record, b *task.Batch) error {
+	if !p.loaded {
+		if err := p.load(b); err != nil {
+			return err
+		}
+		p.loaded = true
+	}
+	sent := p.part.ClosedThrough()
+	p.chunk = p.chunk[:0]
+	for _, r := range recs {
+		src := recordSource(r)
+		if !p.observe(src, r.Value) {
+			p.counters.invalid.WithLabelValues(src.String()).Inc()
+			continue
+		}
+		p.chunk = append(p.chunk, byte(src))
+		p.chunk = binary.LittleEndian.AppendUint32(p.chunk, uint32(len(r.Value)))
+		p.chunk = append(p.chunk, r.Value...)
+		if len(p.chunk) >= logChunkMax {
+			if err := p.appendLog(b); err != nil {
+				return err
+			}
+		}
+	}
+	if err := p.appendLog(b); err != nil {
+		return err
+	}
+	p.closed = p.part.TakeClosed(p.closed[:0])
+	for i, w := range p.closed {
+		wb, err := w.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("drift: partition %d: encode window %d: %w", p.partition, w.Index, err)
+		}
+		// A record's closed-through must not run ahead of the windows
+		// still to come in later records, or the merge would complete
+		// their index without them.
+		through := w.Index
+		if i == len(p.closed)-1 {
+			through = p.part.ClosedThrough()
+		}
+		if err := p.emit(b, wb, p.modelAt(w.End.UnixMilli()), through); err != nil {
+			return err
+		}
+		p.counters.partitionWindows.Inc()
+		p.closed[i] = nil
+	}
+	if len(p.closed) == 0 && p.part.ClosedThrough() != sent {
+		if err := p.emit(b, nil, "", p.part.ClosedThrough()); err != nil {
+			return err
+		}
+	}
+	// Snapshot once the log is as big as a snapshot (and at least
+	// SnapshotBytes): changelog writes stay within twice the input, and a
+	// restart replays at most that much.
+	if p.logSize >= max(p.snapBytes, p.lastSnap) {
+		return p.snapshot(b)
+	}
+	return nil
+}
+
+type modelChange struct {
+	ms      int64
+	version string
+}
+
+const maxModelChanges = 16
+
+// noteModel records the version of a served list at ms.
+func (p *PartitionProcessor) noteModel(v string, ms int64) {
+	if v == "" {
+		return
+	}
+	n := len(p.models)
+	if n > 0 && (p.models[n-1].version == v || ms < p.models[n-1].ms) {
+		return // unchanged, or an older list (out of order): keep the newest
+	}
+	p.models = append(p.models, modelChange{ms, v})
+	if len(p.models) > maxModelChanges {
+		p.models = append(p.models[:0], p.models[len(p.models)-maxModelChanges:]...)
+	}
+}
+
+// modelAt returns the version served last at or before ms ("" if none).
+func (p *PartitionProcessor) modelAt(ms int64) string {
+	v := ""
+	for _, c := range p.models {
+		if c.ms > ms {
+			break
+		}
+		v = c.version
+	}
+	return v
+}
+
+func (p *PartitionProcessor) emit(b *task.Batch, window []byte, model string, through int64) error {
+	wr := WindowRecord{
+		Partition: p.partition, Partitions: p.partitions, ClosedThrough: through,
+		ModelVersion: model, Window: window,
+	}
+	if wm := p.part.Watermark(); !wm.IsZero() {
+		wr.Watermark = max(wm.UnixMilli(), 0)
+	}
+	v, err := wr.AppendBinary(nil)
+	if err != nil {
+		return fmt.Errorf("drift: partition %d: %w", p.partition, err)
+	}
+	b.Emit(p.out, strconv.AppendInt(nil, int64(p.partition), 10), v)
+	return nil
+}
+
+// observe takes one input record through the aligner into the
+// Partition; false when it is not valid.
+func (p *PartitionProcessor) observe(src Source, v []byte) bool {
+	if !p.align.push(src, v) {
+		return false
+	}
+	forced := p.align.Forced
+	for {
+		r, ok := p.align.next()
+		if !ok {
+			break
+		}
+		if r.ev != nil {
+			p.part.ObserveEvent(r.ev)
+			continue
+		}
+		p.noteModel(r.sl.ModelVersion, r.sl.Time.UnixMilli())
+		p.part.ObserveServedList(r.sl)
+	}
+	if d := p.align.Forced - forced; d > 0 && p.counters != nil {
+		p.counters.alignForced.Add(float64(d))
+	}
+	return true
+}
+
+func recordSource(r *kgo.Record) Source {
+	for _, h := range r.Headers {
+		if h.Key == SourceHeader {
+			var s Source
+			if s.UnmarshalText(h.Value) == nil {
+				return s
+			}
+			return 0
+		}
+	}
+	return 0
+}
+
+func logKey(seq uint64) []byte {
+	return strconv.AppendUint([]byte(logPrefix), seq, 10)
+}
+
+// appendLog writes the pending chunk as the next log entry.
+func (p *PartitionProcessor) appendLog(b *task.Batch) error {
+	if len(p.chunk) == 0 {
+		return nil
+	}
+	if err := b.Put(logKey(p.logTo), p.chunk); err != nil {
+		return fmt.Errorf("drift: partition %d: append log: %w", p.partition, err)
+	}
+	p.logTo++
+	p.logSize += len(p.chunk)
+	p.chunk = p.chunk[:0]
+	return p.putRange(b)
+}
+
+func (p *PartitionProcessor) putRange(b *task.Batch) error {
+	var v [16]byte
+	binary.LittleEndian.PutUint64(v[:8], p.logFrom)
+	binary.LittleEndian.PutUint64(v[8:], p.logTo)
+	if err := b.Put([]byte(keyLogRange), v[:]); err != nil {
+		return fmt.Errorf("drift: partition %d: log range: %w", p.partition, err)
+	}
+	return nil
+}
+
+// Snapshot layout: model changes u8 × (ms i64, len u16, version)
+// | partition state len u32, bytes | aligner state (align.go).
+func (p *PartitionProcessor) snapshot(b *task.Batch) error {
+	ps, err := p.part.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("drift: partition %d: snapshot: %w", p.partition, err)
+	}
+	e := encoder{b: make([]byte, 0, len(ps)+32)}
+	e.u8(uint8(len(p.models)))
+	for _, c := range p.models {
+		e.i64(c.ms)
+		if err := e.str16(c.version); err != nil {
+			return err
+		}
+	}
+	e.blob(ps)
+	p.align.encode(&e)
+	if err := putBlob(b, keySnapshot, e.b); err != nil {
+		return err
+	}
+	for s := p.logFrom; s < p.logTo; s++ {
+		if err := b.Delete(logKey(s)); err != nil {
+			return fmt.Errorf("drift: partition %d: trim log: %w", p.partition, err)
+		}
+	}
+	p.logFrom, p.logSize, p.lastSnap = p.logTo, 0, len(e.b)
+	p.counters.snapshots.Inc()
+	p.counters.snapshotBytes.Observe(float64(len(e.b)))
+	return p.putRange(b)
+}
+
+// load restores the snapshot and replays the log.
+func (p *PartitionProcessor) load(b *task.Batch) error {
+	p.part = NewPartition(p.schema)
+	p.align = newAligner(p.alignSpan, p.alignMax)
+	snap, found, err := getBlob(b, keySnapshot)
+	if err != nil {
+		return err
+	}
+	rv, rok, err := b.Get([]byte(keyLogRange))
+	if err != nil {
+		return fmt.Errorf("drift: partition %d: load log range: %w", p.partition, err)
+	}
+	if rok {
+		if len(rv) != 16 {
+			return fmt.Errorf("drift: partition %d: log range of %d bytes", p.partition, len(rv))
+		}
+		p.logFrom, p.logTo = binary.LittleEndian.Uint64(rv[:8]), binary.LittleEndian.Uint64(rv[8:])
+		if p.logFrom > p.logTo {
+			return fmt.Errorf("drift: partition %d: log range %d..%d", p.partition, p.logFrom, p.logTo)
+		}
+	}
+	if found {
+		p.lastSnap = len(snap)
+		d := &decoder{b: snap}
+		var models []modelChange
+		nm := int(d.u8())
+		for range nm {
+			ms := d.i64()
+			models = append(models, modelChange{ms, d.str16()})
+		}
+		ps := d.blob()
+		if d.err != nil {
+			return fmt.Errorf("drift: partition %d: snapshot: %w", p.partition, d.err)
+		}
+		part, err := RestorePartition(p.schema, ps)
+		switch {
+		case errors.Is(err, ErrSchemaMismatch):
+			// A new signal configuration: earlier windows cannot be
+			// compared with the new ones. Start over, and say so.
+			p.log.Warn("drift state was made under another signal configuration: starting the partition's windows afresh")
+			return p.reset(b)
+		case err != nil:
+			return fmt.Errorf("drift: partition %d: %w", p.partition, err)
+		}
+		if nm > maxModelChanges {
+			return fmt.Errorf("drift: partition %d: snapshot: %d model changes", p.partition, nm)
+		}
+		p.part, p.models = part, models
+		if err := p.align.decode(d); err != nil {
+			return fmt.Errorf("drift: partition %d: snapshot: %w", p.partition, err)
+		}
+		if len(d.b) != 0 {
+			return fmt.Errorf("drift: partition %d: snapshot: %d trailing bytes", p.partition, len(d.b))
+		}
+	}
+	replayed := 0
+	for s := p.logFrom; s < p.logTo; s++ {
+		v, ok, err := b.Get(logKey(s))
+		if err != nil {
+			return fmt.Errorf("drift: partition %d: load log %d: %w", p.partition, s, err)
+		}
+		if !ok {
+			return fmt.Errorf("drift: partition %d: log entry %d of %d..%d missing", p.partition, s, p.logFrom, p.logTo)
+		}
+		p.logSize += len(v)
+		for len(v) > 0 {
+			if len(v) < 5 {
+				return fmt.Errorf("drift: partition %d: log entry %d truncated", p.partition, s)
+			}
+			n := int(binary.LittleEndian.Uint32(v[1:5]))
+			if n > len(v)-5 {
+				return fmt.Errorf("drift: partition %d: log entry %d truncated", p.partition, s)
+			}
+			// Only valid records were logged; one failing now means
+			// the decoder changed, which replays cannot fix.
+			if !p.observe(Source(v[0]), v[5:5+n]) {
+				p.counters.invalid.WithLabelValues("replay").Inc()
+			}
+			v = v[5+n:]
+			replayed++
+		}
+	}
+	// Windows closed during the replay were emitted by the batches that
+	// first closed them.
+	p.closed = p.part.TakeClosed(p.closed[:0])
+	clear(p.closed)
+	if found || replayed > 0 {
+		p.log.Info("drift partition state restored", "snapshot", found, "replayed_records", replayed,
+			"closed_through", closedLabel(p.part.ClosedThrough()), "held_lists", p.part.HeldLists(), "aligning", p.align.len(0)+p.align.len(1))
+	}
+	return nil
+}
+
+// reset drops the stored snapshot and log.
+func (p *PartitionProcessor) reset(b *task.Batch) error {
+	p.part, p.models = NewPartition(p.schema), nil
+	p.align = newAligner(p.alignSpan, p.alignMax)
+	for s := p.logFrom; s < p.logTo; s++ {
+		if err := b.Delete(logKey(s)); err != nil {
+			return err
+		}
+	}
+	p.logFrom, p.logTo, p.logSize = 0, 0, 0
+	return p.snapshot(b)
+}
+
+func closedLabel(v int64) string {
+	if v == math.MinInt64 {
+		return "none"
+	}
+	return strconv.FormatInt(v, 10)
+}
