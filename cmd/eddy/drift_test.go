@@ -1,0 +1,103 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/eddyrec/eddy/drift"
+	"github.com/eddyrec/eddy/stream/task"
+)
+
+func TestDriftFlagsConfig(t *testing.T) {
+	yaml := filepath.Join(t.TempDir(), "drift.yaml")
+	if err := os.WriteFile(yaml, []byte("window: {size: 2m, sample: 0.5}\nreference_windows: 4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		prefix  string
+		args    []string
+		check   func(t *testing.T, s driftSettings)
+		wantErr bool
+	}{
+		{"defaults", "", nil, func(t *testing.T, s driftSettings) {
+			c := s.Role.Drift
+			if c.Window.Sample != defaultDriftSample || time.Duration(c.Window.Size) != 5*time.Minute || c.Window.Events != 0 {
+				t.Errorf("window %+v", c.Window)
+			}
+			if s.Role.Group != "eddy-drift" || s.Role.IdleWindows != 3 || s.Role.Runtime.OnBrokerWiped != task.WipeFail {
+				t.Errorf("role %+v", s.Role)
+			}
+		}, false},
+		{"flags", "", []string{"--window", "1m", "--window-events", "500", "--sample", "1", "--group", "g", "--reset-on-wiped-broker",
+			"--webhook-url", "http://127.0.0.1:9/hook"}, func(t *testing.T, s driftSettings) {
+			c := s.Role.Drift
+			if c.Window.Sample != 1 || time.Duration(c.Window.Size) != time.Minute || c.Window.Events != 500 {
+				t.Errorf("window %+v", c.Window)
+			}
+			if s.Role.Group != "g" || s.Role.Runtime.OnBrokerWiped != task.WipeReset || s.WebhookURL == "" {
+				t.Errorf("role %+v", s)
+			}
+		}, false},
+		{"config file wins unless flags are set", "", []string{"--drift-config", yaml}, func(t *testing.T, s driftSettings) {
+			c := s.Role.Drift
+			if c.Window.Sample != 0.5 || time.Duration(c.Window.Size) != 2*time.Minute || c.ReferenceWindows != 4 {
+				t.Errorf("config %+v", c)
+			}
+		}, false},
+		{"flag over config file", "", []string{"--drift-config", yaml, "--sample", "0.25", "--window", "30s"}, func(t *testing.T, s driftSettings) {
+			if c := s.Role.Drift; c.Window.Sample != 0.25 || time.Duration(c.Window.Size) != 30*time.Second {
+				t.Errorf("config %+v", c.Window)
+			}
+		}, false},
+		{"up prefix", "drift-", []string{"--drift-window", "10m", "--drift-sample", "0.1"}, func(t *testing.T, s driftSettings) {
+			if c := s.Role.Drift; c.Window.Sample != 0.1 || time.Duration(c.Window.Size) != 10*time.Minute {
+				t.Errorf("config %+v", c.Window)
+			}
+		}, false},
+		{"bad sample", "", []string{"--sample", "0"}, nil, true},
+		{"bad webhook", "", []string{"--webhook-url", "ftp://x"}, nil, true},
+		{"missing config", "", []string{"--drift-config", filepath.Join(t.TempDir(), "nope.yaml")}, nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			var f driftFlags
+			f.register(fs, tc.prefix)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			s, err := f.config(fs)
+			if tc.wantErr {
+				var ue usageError
+				if !errors.As(err, &ue) {
+					t.Fatalf("err %v, want a usage error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Role.Drift.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, s)
+		})
+	}
+	_ = drift.DefaultConfig
+}
+
+// TestNewDriftCommandFlags: the command parses its documented flags.
+func TestNewDriftCommandFlags(t *testing.T) {
+	cmd := newDriftCommand()
+	if err := cmd.Parse([]string{"--window", "1m", "--window-events", "10", "--drift-config", "", "--webhook-url", "", "--group", "x", "--sample", "0.5"}); err != nil {
+		t.Fatal(err)
+	}
+	if cmd.Name != "drift" || cmd.FlagSet.Lookup("http-addr") == nil {
+		t.Fatal("drift command lacks its name or flags")
+	}
+}
