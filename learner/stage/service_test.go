@@ -275,12 +275,18 @@ func TestServiceEndToEnd(t *testing.T) {
 	all := synthEvents(t, "users=500,items=400,seed=21", n+20_000)
 	train, test := all[:n], all[n:]
 	start := time.Now()
-	r := e.start(t, "a", t.TempDir(), true, true)
 	// Live traffic rather than a backlog: events arrive in small bursts,
-	// at about 50,000 a second.
+	// at most about 50,000 a second, and no faster than the stages keep
+	// up (lag ≤ 1,000 records), so that how stale the item replicas are
+	// does not depend on how busy the machine is (-race, CI).
+	e.cfg.MaxReadyLag = 1000
+	r := e.start(t, "a", t.TempDir(), true, true)
 	for i := 0; i < len(train); i += 500 {
 		e.produce(t, train[i:min(i+500, len(train))])
 		time.Sleep(10 * time.Millisecond)
+		for wait := time.Now().Add(5 * time.Second); r.s.Ready(context.Background()) != nil && time.Now().Before(wait); {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	wantUsers, wantItems, wantGrads := e.expected(t)
 	users, items := e.waitCounters(t, wantUsers, wantItems, 90*time.Second)

@@ -164,9 +164,14 @@ func (t *task) run() {
 	t.restoring.Store(false)
 	t.lastFlush = time.Now()
 	t.err = t.loop()
-	// A clean stop (drained, or the runtime shutting down) writes what
-	// is dirty; a lost partition or a crash leaves it to the changelog.
-	if t.err == nil && t.ctx.Err() == nil {
+	// Any stop but a failure writes what is dirty: the dirty set holds
+	// only batches already committed to Kafka, so writing it is always
+	// correct, also when the task was canceled (runtime shutdown, lost
+	// partition). Skipping it on cancel left a cleanly stopped store behind
+	// its changelog whenever the cancel beat the drain, which only the next
+	// start's catch-up repaired. A failed or crashed task leaves it to the
+	// changelog.
+	if t.err == nil {
 		t.err = t.flush()
 	}
 	// The store closes after the tasks: let the last local write land.
