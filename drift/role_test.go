@@ -75,7 +75,9 @@ func roleConfigFor(t *testing.T, k *testkafka.Kafka, dir string, cfg Config) Rol
 	rc.Runtime.Client = k.Client()
 	rc.Runtime.DataDir = dir
 	rc.Runtime.LagCommitInterval = 100 * time.Millisecond
-	rc.Group = "drift-test"
+	// Group ids (and so changelog topics and transactional ids) are
+	// per test: a real broker is shared by every test of the run.
+	rc.Group = strings.TrimSuffix(k.Layout.Prefix, ".") + "-drift-test"
 	l := k.Layout
 	rc.Topics = RoleTopics{Events: l.Name("events"), Recs: l.Name("recs"), Input: l.Name("drift.input"),
 		Windows: l.Name("drift.windows"), Reports: l.Name("drift"), Control: l.Name("control")}
