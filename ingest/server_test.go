@@ -319,7 +319,11 @@ func TestInflightLimit(t *testing.T) {
 		c.MaxInflightBytes = 1 << 10
 	})
 	pr, pw := io.Pipe()
-	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/v1/events", pr)
+	// The slow request is ended by canceling it: a closed pipe alone left
+	// the client's Do waiting once (seen in CI).
+	slowCtx, cancelSlow := context.WithCancel(context.Background())
+	defer cancelSlow()
+	req, _ := http.NewRequestWithContext(slowCtx, http.MethodPost, f.srv.URL+"/v1/events", pr)
 	req.Header.Set("Content-Type", "application/json")
 	req.ContentLength = 1 << 10 // reserve the whole budget
 	var wg sync.WaitGroup
@@ -346,6 +350,7 @@ func TestInflightLimit(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	pw.CloseWithError(io.ErrUnexpectedEOF)
+	cancelSlow()
 	wg.Wait()
 	// The budget comes back when the server's handler returns, which may be
 	// a moment after the client saw its request fail.
