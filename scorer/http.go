@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -18,31 +21,50 @@ func (s *Scorer) Register(mux *http.ServeMux) {
 	mux.HandleFunc(Route, s.handleRecommendations)
 }
 
-// parseRequest reads and validates the query parameters.
+// parseRequest reads and validates the query parameters. It walks the raw
+// query itself instead of building url.Values (a map and a slice per
+// parameter for every request).
 func parseRequest(r *http.Request) (Request, error) {
 	req := Request{K: 10, ExcludeSeen: true}
-	q := r.URL.Query()
-	for key, vals := range q {
-		if len(vals) != 1 {
-			return req, fmt.Errorf("parameter %q given %d times", key, len(vals))
+	var seen [4]bool // user_id, k, exclude_seen, explain
+	for q := r.URL.RawQuery; q != ""; {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		if kv == "" {
+			continue
 		}
-		v := vals[0]
+		key, v, _ := strings.Cut(kv, "=")
 		var err error
+		if key, err = unescapeParam(key); err != nil {
+			return req, fmt.Errorf("parameter name %q: %v", key, err)
+		}
+		if v, err = unescapeParam(v); err != nil {
+			return req, fmt.Errorf("parameter %s=%q: %v", key, v, err)
+		}
+		slot := -1
 		switch key {
 		case "user_id":
+			slot = 0
 			req.UserID = v
 		case "k":
+			slot = 1
 			req.K, err = strconv.Atoi(v)
 			if err == nil && (req.K < 1 || req.K > MaxK) {
 				err = fmt.Errorf("want 1–%d", MaxK)
 			}
 		case "exclude_seen":
+			slot = 2
 			req.ExcludeSeen, err = strconv.ParseBool(v)
 		case "explain":
+			slot = 3
 			req.Explain, err = strconv.ParseBool(v)
 		default:
 			return req, fmt.Errorf("unknown parameter %q (want user_id, k, exclude_seen, explain)", key)
 		}
+		if seen[slot] {
+			return req, fmt.Errorf("parameter %q given %d times", key, countParam(r.URL.RawQuery, key))
+		}
+		seen[slot] = true
 		if err != nil {
 			return req, fmt.Errorf("parameter %s=%q: %v", key, v, err)
 		}
@@ -51,6 +73,30 @@ func parseRequest(r *http.Request) (Request, error) {
 		return req, errors.New("parameter user_id is required")
 	}
 	return req, nil
+}
+
+// unescapeParam decodes a query component; the common plain case costs
+// nothing.
+func unescapeParam(s string) (string, error) {
+	if !strings.ContainsAny(s, "%+") {
+		return s, nil
+	}
+	return url.QueryUnescape(s)
+}
+
+// countParam counts the occurrences of key in a raw query (for the error
+// message).
+func countParam(raw, key string) int {
+	n := 0
+	for q := raw; q != ""; {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		k, _, _ := strings.Cut(kv, "=")
+		if k, err := unescapeParam(k); err == nil && k == key {
+			n++
+		}
+	}
+	return n
 }
 
 func newRequestID() string {
@@ -64,14 +110,19 @@ func newRequestID() string {
 	return string(b[:])
 }
 
+// jsonContentType is shared by every response's header map (read-only).
+var jsonContentType = []string{"application/json"}
+
+// bodyPool holds response body buffers.
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
 func (s *Scorer) handleRecommendations(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	code := http.StatusOK
 	defer func() {
-		s.metrics.duration.WithLabelValues("recommendations", s.cfg.Variant).Observe(time.Since(start).Seconds())
-		s.metrics.requests.WithLabelValues(s.cfg.Variant, strconv.Itoa(code)).Inc()
+		s.observe(code, time.Since(start))
 	}()
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	req, err := parseRequest(r)
 	if err != nil {
 		code = http.StatusBadRequest
@@ -88,16 +139,39 @@ func (s *Scorer) handleRecommendations(w http.ResponseWriter, r *http.Request) {
 		writeError(w, code, err)
 		return
 	}
-	b, err := json.Marshal(resp)
+	bp := bodyPool.Get().(*[]byte)
+	defer bodyPool.Put(bp)
+	b := (*bp)[:0]
+	if req.Explain {
+		var eb []byte
+		if eb, err = json.Marshal(resp); err == nil {
+			b = append(b, eb...)
+		}
+	} else {
+		b, err = appendResponse(b, resp)
+	}
 	if err != nil {
 		code = http.StatusInternalServerError
 		writeError(w, code, err)
 		return
 	}
-	_, _ = w.Write(append(b, '\n'))
+	b = append(b, '\n')
+	_, _ = w.Write(b)
+	*bp = b
 	if s.recs != nil {
 		s.recs.offer(resp)
 	}
+}
+
+// observe records one request in the latency histogram and the request
+// counter; the common (variant, 200) series are looked up once.
+func (s *Scorer) observe(code int, d time.Duration) {
+	s.metrics.okDuration.Observe(d.Seconds())
+	if code == http.StatusOK {
+		s.metrics.okRequests.Inc()
+		return
+	}
+	s.metrics.requests.WithLabelValues(s.cfg.Variant, strconv.Itoa(code)).Inc()
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {

@@ -18,6 +18,10 @@ type metrics struct {
 	recsDrop  prometheus.Counter
 	recsFail  prometheus.Counter
 	connected prometheus.Gauge
+
+	// The series every successful request touches, resolved once.
+	okDuration prometheus.Observer
+	okRequests prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Scorer) (*metrics, error) {
@@ -75,6 +79,8 @@ func newMetrics(reg prometheus.Registerer, s *Scorer) (*metrics, error) {
 			return time.Since(t).Seconds()
 		}),
 	}
+	m.okDuration = m.duration.WithLabelValues("recommendations", s.cfg.Variant)
+	m.okRequests = m.requests.WithLabelValues(s.cfg.Variant, "200")
 	if reg != nil {
 		for _, c := range cs {
 			if err := reg.Register(c); err != nil {

@@ -2,7 +2,6 @@ package scorer
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 	"time"
 
@@ -89,26 +88,49 @@ func (l *recsLog) offer(r *Response) {
 	}
 }
 
+// recsHeaders is every served-list record's header list (read-only).
+var recsHeaders = []kgo.RecordHeader{{Key: "eddy-schema", Value: []byte(ServedListSchema)}}
+
 func (l *recsLog) run() {
 	defer l.wg.Done()
+	var (
+		buf   []byte
+		names []string // the feature names order was computed for
+		order []int
+	)
+	promise := l.promise // one func value, not one per record
 	for r := range l.q {
-		b, err := json.Marshal(servedList(r, time.Now()))
+		if len(r.names) != len(names) || (len(names) > 0 && &r.names[0] != &names[0]) {
+			names, order = r.names, featureOrder(r.names)
+		}
+		var err error
+		buf, err = appendServedList(buf[:0], r, time.Now().UnixMilli(), order)
 		if err != nil {
 			l.m.recsFail.Inc()
 			continue
 		}
-		rec := &kgo.Record{Topic: l.topic, Key: []byte(r.UserID), Value: b,
-			Headers: []kgo.RecordHeader{{Key: "eddy-schema", Value: []byte(ServedListSchema)}}}
-		l.p.Produce(context.Background(), rec, func(_ *kgo.Record, err error) {
-			if err != nil {
-				l.m.recsFail.Inc()
-				return
-			}
-			l.m.recsSent.Inc()
-		})
+		// The record keeps its value until the producer is done with it,
+		// so it gets its own copy of the reused buffer: with the key, two
+		// allocations per list.
+		value := make([]byte, len(buf)+len(r.UserID))
+		copy(value, buf)
+		key := value[len(buf):]
+		copy(key, r.UserID)
+		rec := &kgo.Record{Topic: l.topic, Key: key, Value: value[:len(buf):len(buf)], Headers: recsHeaders}
+		l.p.Produce(context.Background(), rec, promise)
 	}
 }
 
+func (l *recsLog) promise(_ *kgo.Record, err error) {
+	if err != nil {
+		l.m.recsFail.Inc()
+		return
+	}
+	l.m.recsSent.Inc()
+}
+
+// servedList is the ServedList of r served at now; the recs log writes
+// the same JSON with appendServedList (the tests compare the two).
 func servedList(r *Response, now time.Time) ServedList {
 	sl := ServedList{RequestID: r.RequestID, UserID: r.UserID, ModelVersion: r.ModelVersion,
 		Variant: r.Variant, Fallback: r.Fallback, TsMillis: now.UnixMilli(), Items: make([]ServedItem, len(r.Items))}

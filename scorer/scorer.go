@@ -113,6 +113,15 @@ func (s *Scorer) coalescer() *topk.Coalescer {
 	return s.coal.Load()
 }
 
+// SearchStats returns the coalescer's passes over the item matrix and the
+// queries they scored.
+func (s *Scorer) SearchStats() (passes, queries uint64) {
+	if c := s.coal.Load(); c != nil {
+		return c.Stats()
+	}
+	return 0, 0
+}
+
 // Close stops the search workers.
 func (s *Scorer) Close() {
 	s.closed.Store(true)
@@ -128,6 +137,8 @@ type reqScratch struct {
 	feats []float32
 	cand  []ranked
 	contr []float64
+	kinds []featureKind
+	metas []itemMeta
 }
 
 type ranked struct {
@@ -224,8 +235,37 @@ func (s *Scorer) fillItems(resp *Response, res []topk.Result, explain bool, pop 
 	st.mu.RUnlock()
 }
 
+// featureKind is a ranker feature the scorer computes, resolved from its
+// name once per request instead of once per candidate and feature.
+type featureKind uint8
+
+const (
+	featUnknown featureKind = iota
+	featMFScore
+	featLogPopularity
+	featCTR
+	featRecency
+	featUserActivity
+)
+
+func kindOf(name string) featureKind {
+	switch name {
+	case modelrec.FeatureMFScore:
+		return featMFScore
+	case modelrec.FeatureItemLogPopularity:
+		return featLogPopularity
+	case modelrec.FeatureItemCTR:
+		return featCTR
+	case modelrec.FeatureItemRecency:
+		return featRecency
+	case modelrec.FeatureUserLogActivity:
+		return featUserActivity
+	}
+	return featUnknown
+}
+
 // rerank computes the ranker features of every candidate, scores them and
-// keeps the best req.K.
+// keeps the best req.K (ties in retrieval order).
 func (s *Scorer) rerank(resp *Response, req Request, r Ranker, sc *reqScratch, userUpdates float64) {
 	st := s.state
 	names := r.Features()
@@ -235,36 +275,53 @@ func (s *Scorer) rerank(resp *Response, req Request, r Ranker, sc *reqScratch, u
 		sc.feats = make([]float32, nf*len(out))
 	}
 	feats := sc.feats[:nf*len(out)]
+	sc.kinds = sc.kinds[:0]
+	for _, name := range names {
+		sc.kinds = append(sc.kinds, kindOf(name))
+	}
 	sc.cand = sc.cand[:0]
-	now := time.Now()
-	nowMs := now.UnixMilli()
+	nowMs := time.Now().UnixMilli()
+	userActivity := math.Log1p(userUpdates)
 	st.mu.RLock()
+	// Gather the candidates' metadata first: each is likely a cache miss,
+	// and a loop that only loads keeps many of them in flight, where the
+	// feature arithmetic between loads would serialise them.
+	sc.metas = sc.metas[:0]
+	for _, res := range out {
+		sc.metas = append(sc.metas, st.items[res.Index])
+	}
+	st.mu.RUnlock()
 	for c, res := range out {
-		m := st.items[res.Index]
+		m := &sc.metas[c]
 		x := feats[c*nf : (c+1)*nf]
-		for f, name := range names {
-			x[f] = float32(s.feature(name, res.Score, m, nowMs, userUpdates))
+		for f, k := range sc.kinds {
+			var v float64
+			switch k {
+			case featMFScore:
+				v = float64(res.Score)
+			case featLogPopularity:
+				v = math.Log1p(s.state.decayedPopularity(*m, nowMs))
+			case featCTR:
+				v = min(1, max(0, (float64(m.popularity)+1)/(float64(m.impressions)+10)))
+			case featRecency:
+				v = math.Log1p(max(0, float64(nowMs-m.tsMillis)/3.6e6))
+			case featUserActivity:
+				v = userActivity
+			}
+			x[f] = float32(v)
 		}
 		sc.cand = append(sc.cand, ranked{idx: res.Index, mf: res.Score, score: r.Score(x), feats: x})
 	}
-	st.mu.RUnlock()
-	slices.SortStableFunc(sc.cand, func(a, b ranked) int {
-		switch {
-		case a.score > b.score:
-			return -1
-		case a.score < b.score:
-			return 1
-		}
-		return 0
-	})
-	top := sc.cand[:min(req.K, len(sc.cand))]
+	top := bestRanked(sc.cand, req.K)
 	resp.Items = make([]Item, len(top))
 	resp.names = names
 	resp.features = make([][]float32, len(top))
+	kept := make([]float32, len(top)*nf)
 	st.mu.RLock()
 	for i, c := range top {
 		resp.Items[i] = Item{ItemID: st.itemNames[c.idx], Score: c.score}
-		resp.features[i] = slices.Clone(c.feats)
+		resp.features[i] = kept[i*nf : (i+1)*nf : (i+1)*nf]
+		copy(resp.features[i], c.feats)
 		if req.Explain {
 			if cap(sc.contr) < nf {
 				sc.contr = make([]float64, nf)
@@ -282,21 +339,43 @@ func (s *Scorer) rerank(resp *Response, req Request, r Ranker, sc *reqScratch, u
 	st.mu.RUnlock()
 }
 
-// feature computes one named ranker feature; unknown names are 0.
-func (s *Scorer) feature(name string, mf float32, m itemMeta, nowMs int64, userUpdates float64) float64 {
-	switch name {
-	case modelrec.FeatureMFScore:
-		return float64(mf)
-	case modelrec.FeatureItemLogPopularity:
-		return math.Log1p(s.state.decayedPopularity(m, nowMs))
-	case modelrec.FeatureItemCTR:
-		return min(1, max(0, (float64(m.popularity)+1)/(float64(m.impressions)+10)))
-	case modelrec.FeatureItemRecency:
-		return math.Log1p(max(0, float64(nowMs-m.tsMillis)/3.6e6))
-	case modelrec.FeatureUserLogActivity:
-		return math.Log1p(userUpdates)
+// bestRanked reorders cand so that its first min(k, len) entries are the
+// best by score, ties in their original order (what a stable sort by
+// descending score would give), and returns them. For the usual small k it
+// is an insertion into a k-long prefix, not a sort of every candidate.
+func bestRanked(cand []ranked, k int) []ranked {
+	k = min(k, len(cand))
+	if k > 64 {
+		slices.SortStableFunc(cand, func(a, b ranked) int {
+			switch {
+			case a.score > b.score:
+				return -1
+			case a.score < b.score:
+				return 1
+			}
+			return 0
+		})
+		return cand[:k]
 	}
-	return 0
+	n := 0 // cand[:n] holds the best so far, best first
+	for i := range cand {
+		c := cand[i] // i ≥ n: moving the prefix never overwrites unseen ones
+		if n == k {
+			if !(c.score > cand[k-1].score) {
+				continue
+			}
+			n-- // the worst kept one leaves
+		}
+		j := n
+		// Strictly better only: a later candidate goes after equal scores.
+		for j > 0 && c.score > cand[j-1].score {
+			cand[j] = cand[j-1]
+			j--
+		}
+		cand[j] = c
+		n++
+	}
+	return cand[:k]
 }
 
 // fallback serves the most popular live items (decayed), skipping seen

@@ -44,7 +44,7 @@ type State struct {
 	items     []itemMeta
 	liveItems int
 	users     map[string]*userRow
-	index     *topk.Exact
+	index     topk.MatrixIndex
 
 	ranker       atomic.Pointer[rankerState]
 	modelVersion atomic.Uint64
@@ -77,7 +77,7 @@ func (s *State) ensureDim(dim int) error {
 		if err != nil {
 			return err
 		}
-		s.dim, s.index = dim, topk.NewExact(m)
+		s.dim, s.index = dim, s.cfg.newIndex(m)
 		return nil
 	}
 	if dim != s.dim {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/eddyrec/eddy/internal/httpserver"
 	"github.com/eddyrec/eddy/scorer"
-	"github.com/eddyrec/eddy/scorer/topk"
 	"github.com/eddyrec/eddy/stream"
 )
 
@@ -37,8 +36,11 @@ you like) and keeps applying updates. /readyz turns ready once the scorer
 has applied everything up to the end offsets seen at start.
 
 GET /v1/recommendations?user_id=U&k=10[&exclude_seen=true][&explain=true]
-retrieves the top --candidates items by exact inner-product search, re-scores
-them with the ranker and returns the best k. Unknown users and an empty model
+retrieves the top --candidates items by inner product (--index int8, the
+default: an int8 scan of every item, then the best candidates re-scored
+exactly in float32; --index exact: a float32 scan), re-scores them with the
+ranker and returns the best k. Concurrent requests share passes over the
+items (--search-workers, --max-batch). Unknown users and an empty model
 get the decayed-popularity fallback ("fallback": true). Every served list is
 published to <prefix>recs (never blocking the response; drops are counted).
 If Kafka becomes unreachable the scorer keeps serving its last state and says
@@ -109,7 +111,7 @@ func startScorer(ctx context.Context, kf *kafkaFlags, cfg scorer.Config, srv *ht
 	sc.PublishServedLists(prod, kf.layout.Name(stream.TopicRecs))
 	sc.Register(srv.Mux)
 	srv.AddReadiness("scorer", cons.Ready)
-	log.Info("scorer starting", "kernel", topk.KernelName(), "candidates", cfg.Candidates, "variant", cfg.Variant)
+	log.Info("scorer starting", "index", cfg.Index, "kernel", cfg.IndexKernel(), "candidates", cfg.Candidates, "variant", cfg.Variant)
 
 	cctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

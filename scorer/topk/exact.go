@@ -63,6 +63,7 @@ type Exact struct {
 // NewExact returns an index over m; from now on m is touched only through
 // the index.
 func NewExact(m *Matrix) *Exact {
+	m.setLayout(false)
 	return &Exact{m: m}
 }
 
@@ -94,24 +95,26 @@ func (e *Exact) View(f func(m *Matrix)) {
 // scratch is one pass's working memory, pooled so a search does not
 // allocate.
 type scratch struct {
-	qs    []float32
-	thr   []float32
-	out   []float32
-	mask  []uint16
-	heaps []heap
-	live  []*Query
+	qs      []float32
+	thr     []float32
+	out     []float32
+	mask    []uint16
+	coll    []collector
+	filters []excludeFilter
+	live    []*Query
 }
 
 func (e *Exact) getScratch(dim int) *scratch {
 	s, _ := e.scratch.Get().(*scratch)
 	if s == nil {
 		s = &scratch{
-			qs:    make([]float32, maxBatch*dim),
-			thr:   make([]float32, maxBatch),
-			out:   make([]float32, maxBatch*BlockWidth),
-			mask:  make([]uint16, maxBatch),
-			heaps: make([]heap, maxBatch),
-			live:  make([]*Query, 0, maxBatch),
+			qs:      make([]float32, maxBatch*dim),
+			thr:     make([]float32, maxBatch),
+			out:     make([]float32, maxBatch*BlockWidth),
+			mask:    make([]uint16, maxBatch),
+			coll:    make([]collector, maxBatch),
+			filters: make([]excludeFilter, maxBatch),
+			live:    make([]*Query, 0, maxBatch),
 		}
 	}
 	return s
@@ -152,7 +155,8 @@ func (e *Exact) pass(s *scratch) {
 	dim := m.dim
 	for i, q := range s.live {
 		copy(s.qs[i*dim:], q.Vec)
-		s.heaps[i].reset(min(q.K, max(m.n, 1)), q.Out)
+		s.coll[i].reset(min(q.K, max(m.n, 1)))
+		s.filters[i] = newExcludeFilter(q.Exclude)
 	}
 	qs, thr, out, mask := s.qs[:nq*dim], s.thr[:nq], s.out[:nq*BlockWidth], s.mask[:nq]
 	kernel := kernelImpl
@@ -160,7 +164,7 @@ func (e *Exact) pass(s *scratch) {
 	stride := BlockWidth * dim
 	for b := range blocks {
 		for i := range thr {
-			thr[i] = s.heaps[i].threshold()
+			thr[i] = s.coll[i].threshold()
 		}
 		kernel(m.data[b*stride:(b+1)*stride], m.bias[b*BlockWidth:(b+1)*BlockWidth], dim, qs, thr, out, mask)
 		for i, mask16 := range mask {
@@ -168,16 +172,15 @@ func (e *Exact) pass(s *scratch) {
 				j := bits.TrailingZeros16(mask16)
 				mask16 &= mask16 - 1
 				idx := int32(b*BlockWidth + j)
-				if excluded(s.live[i].Exclude, idx) {
+				if s.filters[i].excludes(s.live[i].Exclude, idx) {
 					continue
 				}
-				s.heaps[i].push(Result{Index: idx, Score: out[i*BlockWidth+j]})
+				s.coll[i].push(Result{Index: idx, Score: out[i*BlockWidth+j]})
 			}
 		}
 	}
 	for i, q := range s.live {
-		q.Out = s.heaps[i].sorted()
-		s.heaps[i].h = nil
+		q.Out = s.coll[i].sorted(q.Out)
 	}
 	clear(s.live)
 }
@@ -188,4 +191,23 @@ func excluded(ex []int32, idx int32) bool {
 	}
 	_, ok := slices.BinarySearch(ex, idx)
 	return ok
+}
+
+// excludeFilter is a 256-bit Bloom filter of a query's excluded items: a
+// candidate whose bit is clear is not excluded, which spares the binary
+// search for most of the thousands of candidates a k = 200 search offers
+// (with 20 excluded items, 1 in 13 candidates still searches).
+type excludeFilter [4]uint64
+
+func newExcludeFilter(ex []int32) excludeFilter {
+	var f excludeFilter
+	for _, i := range ex {
+		f[uint32(i)/64%4] |= 1 << (uint32(i) % 64)
+	}
+	return f
+}
+
+// excludes reports whether idx is in ex, which f was built from.
+func (f *excludeFilter) excludes(ex []int32, idx int32) bool {
+	return f[uint32(idx)/64%4]&(1<<(uint32(idx)%64)) != 0 && excluded(ex, idx)
 }

@@ -1,0 +1,60 @@
+package scorer
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+)
+
+// BenchmarkRecommendHTTP measures one GET /v1/recommendations through the
+// handler (parsing, retrieval of 200 candidates with the int8 index,
+// ranker, JSON, served-list log) without the network, over 20k items of
+// dim 64: the allocations it reports are the scorer's own per request.
+func BenchmarkRecommendHTTP(b *testing.B) {
+	for _, index := range []string{IndexInt8, IndexExact} {
+		b.Run("index="+index, func(b *testing.B) {
+			cfg := DefaultConfig()
+			cfg.Index = index
+			st := NewState(cfg)
+			if err := LoadSynthetic(st, SyntheticSpec{Items: 20000, Users: 1000, Dim: 64, Seen: 20, Seed: 1, Ranker: true}); err != nil {
+				b.Fatal(err)
+			}
+			s, err := New(cfg, st, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			p := &fakeProducer{discard: true}
+			s.PublishServedLists(p, "bench.recs")
+			defer s.StopPublishing()
+			mux := http.NewServeMux()
+			s.Register(mux)
+			reqs := make([]*http.Request, 1000)
+			for i := range reqs {
+				reqs[i] = httptest.NewRequest("GET", "/v1/recommendations?k=10&user_id=u"+strconv.Itoa(i), nil)
+			}
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				w.code = 0
+				mux.ServeHTTP(w, reqs[i%len(reqs)])
+				if w.code != 0 && w.code != http.StatusOK {
+					b.Fatalf("status %d", w.code)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps nothing.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
