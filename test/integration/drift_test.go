@@ -135,7 +135,10 @@ func startDrift(t *testing.T, k *testkafka.Kafka, dataDir, cfgPath string) *proc
 	addr := freeAddr(t)
 	p := startEddy(t, nil, "drift", "--brokers", strings.Join(k.Brokers, ","), "--topic-prefix", k.Layout.Prefix,
 		"--data-dir", dataDir, "--drift-config", cfgPath, "--sample", "1", "--http-addr", addr,
-		"--partitions", "2", "--log-level", "debug", "--instance-id", "drift-it")
+		"--partitions", "2", "--log-level", "debug", "--instance-id", "drift-it",
+		// Group ids name the changelog topics, which carry no topic prefix:
+		// on the shared real broker each run needs groups of its own.
+		"--group", strings.TrimSuffix(k.Layout.Prefix, ".")+"-drift")
 	waitReady(t, p, "http://"+addr+"/healthz", 60*time.Second)
 	return p
 }
