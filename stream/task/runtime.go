@@ -398,7 +398,7 @@ func (r *Runtime) poll(ctx context.Context, cl *kgo.Client) {
 			select {
 			case t.in <- fp.Records:
 			case <-t.done:
-				if t.err != nil && !errors.Is(t.err, context.Canceled) {
+				if t.err != nil && !errors.Is(t.err, context.Canceled) && !fenced(t.err) {
 					r.fail(t.err)
 				}
 			case <-ctx.Done():
@@ -469,7 +469,7 @@ func (r *Runtime) stop(ts []*task, flush bool) {
 		t.cancel()
 		r.m.tasks.Dec()
 		r.m.lag.DeleteLabelValues(partitionLabel(t.partition))
-		if t.err != nil && !errors.Is(t.err, context.Canceled) && !errors.Is(t.err, errSimulatedCrash) {
+		if t.err != nil && !errors.Is(t.err, context.Canceled) && !errors.Is(t.err, errSimulatedCrash) && !fenced(t.err) {
 			r.fail(t.err)
 		}
 	}
@@ -557,4 +557,14 @@ func (r *Runtime) adjustOffsets(ctx context.Context, offsets map[string]map[int3
 		}
 	}
 	return offsets, nil
+}
+
+// fenced reports whether err says that a newer producer took this
+// partition's transactional id: another member owns the partition now (this
+// one was too slow to see its revocation, or was dropped from the group).
+// The batch it was committing is aborted by the broker and will be replayed
+// by the new owner, so the task ends like a lost partition instead of
+// stopping the whole runtime.
+func fenced(err error) bool {
+	return errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.ProducerFenced)
 }

@@ -133,6 +133,11 @@ func (t *task) run() {
 		// A failed task stops the runtime; a canceled one (lost,
 		// revoked while restoring) is not a failure.
 		if t.err != nil && !errors.Is(t.err, context.Canceled) && t.ctx.Err() == nil {
+			if fenced(t.err) {
+				t.rt.log.Warn("a newer owner fenced this partition's producer: dropping its task until the group reassigns it",
+					"partition", t.partition, "err", t.err)
+				return
+			}
 			t.rt.fail(t.err)
 		}
 	}()
