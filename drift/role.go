@@ -102,9 +102,9 @@ func (c *RoleConfig) Validate() error {
 
 // Role is the streaming drift role: four task runtimes in one process.
 //
-//	eddy.events ─▶ [ForwardProcessor: sample by user] ─┐
-//	                                                   ├─▶ drift.input (keyed by user)
-//	eddy.recs ───▶ [ForwardProcessor: sample by user] ─┘
+//	eddy.events ─▶ [task.Forwarder: sample by user] ─┐
+//	                                                 ├─▶ drift.input (keyed by user)
+//	eddy.recs ───▶ [task.Forwarder: sample by user] ─┘
 //	drift.input ─▶ [PartitionProcessor: aligner + Partition, per partition] ─▶ drift.windows (1 partition)
 //	drift.windows ─▶ [MonitorProcessor: Merger, Monitor, Policy] ─▶ eddy.drift (reports), eddy.control (requests)
 //

@@ -51,7 +51,7 @@ func BenchmarkRolePerRecord(b *testing.B) {
 				if r.src == SourceEvents {
 					events++
 				}
-				if f.sampled(r.key) {
+				if f.Sampled(r.key) {
 					// Times repeat across loops: windows closed once stay
 					// closed and repeated records count as late, which
 					// costs what an observation costs up to the route.

@@ -28,6 +28,12 @@ const (
 	// TopicUserSnapshots holds each user's latest serving snapshot (recent
 	// items, seen-set digest, ranker features) for the scorer.
 	TopicUserSnapshots = "features.users"
+	// TopicRankerInput is the online ranker's join input: engagement events
+	// and served lists, copied from events and recs, keyed by user id.
+	TopicRankerInput = "ranker.input"
+	// TopicRankerExamples carries the joiner's labelled examples to the
+	// ranker's single trainer task (one partition: one total order).
+	TopicRankerExamples = "ranker.examples"
 )
 
 // TopicSpec says how one topic is created.
@@ -68,9 +74,9 @@ type TopicLayout struct {
 // Name returns the full name of the relative topic name rel.
 func (l TopicLayout) Name(rel string) string { return l.Prefix + rel }
 
-// Specs returns every topic Eddy needs, in a stable order. Control and
-// model-version topics are single-partition: they are low-volume and their
-// consumers want one total order.
+// Specs returns every topic Eddy needs, in a stable order. Control,
+// model-version and ranker-example topics are single-partition: they are
+// low-volume and their consumers want one total order.
 func (l TopicLayout) Specs() []TopicSpec {
 	p, rf := l.Partitions, l.ReplicationFactor
 	spec := func(rel string, parts int32, compacted bool) TopicSpec {
@@ -89,6 +95,8 @@ func (l TopicLayout) Specs() []TopicSpec {
 		spec(TopicControl, 1, false),
 		spec(TopicItemUpdates, p, false),
 		spec(TopicUserSnapshots, p, true),
+		spec(TopicRankerInput, p, false),
+		spec(TopicRankerExamples, 1, false),
 	}
 }
 

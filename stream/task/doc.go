@@ -120,6 +120,8 @@
 // # Known limits
 //
 //   - One source topic per runtime (no co-partitioned joins of two topics).
+//     To join two topics keyed alike, run a Forwarder per source into one
+//     input topic (forward.go): drift and the learner's ranker do.
 //   - A key deleted while this instance did not own the partition can
 //     reappear here if the changelog cleaner removed the tombstone (after the
 //     topic's delete.retention.ms, 24 h by default) before this instance

@@ -1,0 +1,108 @@
+package task
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ForwardConfig configures a Forwarder.
+type ForwardConfig struct {
+	// To is the output topic.
+	To string
+	// Header, when its Key is set, is the only header of every copy (the
+	// source's headers are not copied): it names the source topic, so that
+	// the reader of To can tell the sources apart.
+	Header kgo.RecordHeader
+	// Sample is the share of keys forwarded: a record is kept when the
+	// FNV-1a hash of its key is below Sample·2³². 1 (or more) keeps every
+	// key, and 0 keeps none. Sampling on the key keeps or drops all the
+	// records of one key together and costs a hash, never a decode.
+	Sample float64
+	// Keep, if set, is asked about every sampled record's value; false
+	// drops the record. It should be cheap (a byte scan, not a decode).
+	Keep func(value []byte) bool
+	// KeyOf finds the key of a record that has none (decoding its value);
+	// ok false, or a nil KeyOf, counts the record as invalid and drops it.
+	KeyOf func(value []byte) (key []byte, ok bool)
+	// Observe, if set, is told after every batch how many records were
+	// read, forwarded and dropped as invalid.
+	Observe func(read, forwarded, invalid int)
+}
+
+// Forwarder is a stateless Processor that copies the records of its source
+// topic, unchanged (key, value and timestamp), to another topic, keyed as
+// the source is, optionally sampled by key and filtered. It is how Eddy
+// joins two topics despite the runtime's one source topic per runtime: one
+// Forwarder per source, keyed alike (by user id), copies both into one
+// input topic, where a user's records of both sources meet in one
+// partition; the header tells the sources apart. The copies are produced in
+// the batch's Kafka transaction, so each source record appears once in the
+// output (read_committed).
+type Forwarder struct {
+	cfg       ForwardConfig
+	sampleAll bool
+	cut       uint32
+	hdr       []kgo.RecordHeader
+}
+
+// NewForwarder returns a Forwarder for cfg.
+func NewForwarder(cfg ForwardConfig) *Forwarder {
+	f := &Forwarder{cfg: cfg}
+	if cfg.Header.Key != "" {
+		f.hdr = []kgo.RecordHeader{cfg.Header}
+	}
+	switch {
+	case cfg.Sample >= 1:
+		f.sampleAll = true
+	case cfg.Sample > 0:
+		f.cut = uint32(cfg.Sample * (1 << 32))
+	}
+	return f
+}
+
+// Process implements Processor.
+func (f *Forwarder) Process(_ context.Context, recs []*kgo.Record, b *Batch) error {
+	kept, invalid := 0, 0
+	for _, r := range recs {
+		key := r.Key
+		if len(key) == 0 {
+			var ok bool
+			if f.cfg.KeyOf != nil {
+				key, ok = f.cfg.KeyOf(r.Value)
+			}
+			if !ok || len(key) == 0 {
+				invalid++
+				continue
+			}
+		}
+		if !f.Sampled(key) || (f.cfg.Keep != nil && !f.cfg.Keep(r.Value)) {
+			continue
+		}
+		kept++
+		b.EmitRecord(&kgo.Record{Topic: f.cfg.To, Key: key, Value: r.Value, Timestamp: r.Timestamp, Headers: f.hdr})
+	}
+	if f.cfg.Observe != nil {
+		f.cfg.Observe(len(recs), kept, invalid)
+	}
+	return nil
+}
+
+// Sampled reports whether the records of key are forwarded (Sample).
+func (f *Forwarder) Sampled(key []byte) bool {
+	if f.sampleAll {
+		return true
+	}
+	return SampleHash(key) < f.cut
+}
+
+// SampleHash is the 32-bit FNV-1a hash of key that sampling compares with
+// Sample·2³² (exported so that a reader can sample its own keys alike).
+func SampleHash(key []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range key {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
+}
