@@ -43,11 +43,12 @@ type Config struct {
 	LabelWindow time.Duration
 	// MaxListsPerUser and MaxPendingLists bound the joiner's pending
 	// served lists, per user and per input partition; the oldest are
-	// dropped (without examples) beyond them. Defaults 32 and 200,000.
+	// dropped (without examples) beyond them. Defaults 100 and 100,000
+	// (a list of 10 items with 5 features takes about 1 KB of state).
 	MaxListsPerUser int
 	MaxPendingLists int
 	// MaxOrphansPerUser and MaxOrphans bound engagements that arrived
-	// before their served list, likewise. Defaults 64 and 200,000.
+	// before their served list, likewise. Defaults 100 and 100,000.
 	MaxOrphansPerUser int
 	MaxOrphans        int
 	// PublishEvery and PublishInterval throttle the trainer: it publishes
@@ -76,10 +77,10 @@ func DefaultConfig() Config {
 		FTRL:              learner.DefaultFTRLConfig(),
 		Confidence:        learner.DefaultConfidence(),
 		LabelWindow:       30 * time.Minute,
-		MaxListsPerUser:   32,
-		MaxPendingLists:   200_000,
-		MaxOrphansPerUser: 64,
-		MaxOrphans:        200_000,
+		MaxListsPerUser:   100,
+		MaxPendingLists:   100_000,
+		MaxOrphansPerUser: 100,
+		MaxOrphans:        100_000,
 		PublishEvery:      10_000,
 		PublishInterval:   time.Second,
 		Name:              "default",

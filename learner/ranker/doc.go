@@ -63,9 +63,10 @@
 //
 // Each joiner partition keeps two clocks: the newest event time of the
 // forwarded events and of the served lists. A list is decided when the
-// events' clock, or the lists' clock less one window (so that a partition
-// whose users never engage still decides its lists), has passed its ts +
-// window. Because the two forwarders copy independently, an engagement can
+// events' clock has passed its ts + window: only the events can tell that
+// no answer is still to come, whichever forwarder is ahead in a backlog
+// (a partition whose users send no events with a request_id keeps its
+// lists until one arrives, within the bounds). Because the two forwarders copy independently, an engagement can
 // arrive before its list: it is held as an orphan until the list arrives
 // (and then applied) or until the lists' clock is a window past it
 // (dropped). A list arriving after its window is decided at once, with its

@@ -315,15 +315,12 @@ func (p *joinProc) user(b batch, id string) (*userState, error) {
 }
 
 // listWM is the event time up to which served lists are decided: the
-// events' clock, or the served lists' clock less one window when the
-// events lag (a partition without engagements still expires its lists).
-func (p *joinProc) listWM() int64 {
-	wm := p.meta.evWM
-	if p.meta.recsWM != math.MinInt64 {
-		wm = max(wm, p.meta.recsWM-p.window)
-	}
-	return wm
-}
+// newest event time of the forwarded events. Only the events' clock can
+// say that no answer within a window is still to come; the lists' clock
+// cannot (in a backlog the lists' forwarder may be far ahead of the
+// events'), so a partition whose users send no events keeps its lists
+// until one does, within the bounds.
+func (p *joinProc) listWM() int64 { return p.meta.evWM }
 
 func (p *joinProc) onEvent(b batch, r *kgo.Record) error {
 	ev := &p.ev
