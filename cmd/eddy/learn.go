@@ -16,6 +16,7 @@ import (
 
 	"github.com/eddyrec/eddy/internal/httpserver"
 	"github.com/eddyrec/eddy/learner"
+	"github.com/eddyrec/eddy/learner/ranker"
 	"github.com/eddyrec/eddy/learner/stage"
 	"github.com/eddyrec/eddy/stream"
 	"github.com/eddyrec/eddy/stream/task"
@@ -43,11 +44,22 @@ type learnFlags struct {
 	maxReadyLag      int64
 	wipeReset        bool
 	transactionAbort time.Duration
+
+	rankerGroup           string
+	labelWindow           time.Duration
+	rankerPublishEvery    int
+	rankerPublishInterval time.Duration
+	rankerAlpha           float64
+	rankerBeta            float64
+	rankerL1              float64
+	rankerL2              float64
+	rankerMaxPending      int
+	rankerMaxListsPerUser int
 }
 
 func (f *learnFlags) register(fs *flag.FlagSet, prefix string) {
 	mf := stage.DefaultConfig()
-	fs.StringVar(&f.stages, prefix+"stages", "users,items", "stages to run in this process: users, items or both (to scale them apart)")
+	fs.StringVar(&f.stages, prefix+"stages", "users,items,ranker", "stages to run in this process, any of users, items and ranker (to scale them apart)")
 	fs.StringVar(&f.usersGroup, prefix+"users-group", "eddy-learner-users", "consumer group of the user stage (source: events)")
 	fs.StringVar(&f.itemsGroup, prefix+"items-group", "eddy-learner-items", "consumer group of the item stage (source: item-grads)")
 	fs.StringVar(&f.instanceID, prefix+"instance-id", "", "static group member id (KIP-345): a restarted process takes its partitions back at once; unique per process")
@@ -64,6 +76,17 @@ func (f *learnFlags) register(fs *flag.FlagSet, prefix string) {
 	fs.DurationVar(&f.transactionAbort, prefix+"transaction-timeout", 30*time.Second, "Kafka transaction timeout: how long a crashed member's open batch can hold up readers")
 	fs.Int64Var(&f.maxReadyLag, prefix+"max-ready-lag", mf.MaxReadyLag, "source records a partition may lag while /readyz reports ready")
 	fs.BoolVar(&f.wipeReset, prefix+"reset-on-wiped-broker", false, "drop local learner state when the broker's log was wiped (default: stop with an error)")
+	rc := ranker.DefaultConfig()
+	fs.StringVar(&f.rankerGroup, prefix+"ranker-group", "eddy-ranker", "base consumer group of the ranker stages (<group>-events, -recs, -join, -train)")
+	fs.DurationVar(&f.labelWindow, prefix+"label-window", rc.LabelWindow, "event time after a served list within which an engagement counts; unanswered items become negatives after it")
+	fs.IntVar(&f.rankerPublishEvery, prefix+"ranker-publish-every", rc.PublishEvery, "examples learnt after which the ranker publishes its weights")
+	fs.DurationVar(&f.rankerPublishInterval, prefix+"ranker-publish-interval", rc.PublishInterval, "least time between two ranker publishes (unless --ranker-publish-every examples came)")
+	fs.Float64Var(&f.rankerAlpha, prefix+"ranker-alpha", rc.FTRL.Alpha, "FTRL-Proximal alpha (per-coordinate learning rate alpha/(beta+√n))")
+	fs.Float64Var(&f.rankerBeta, prefix+"ranker-beta", rc.FTRL.Beta, "FTRL-Proximal beta")
+	fs.Float64Var(&f.rankerL1, prefix+"ranker-l1", rc.FTRL.L1, "FTRL-Proximal L1 strength")
+	fs.Float64Var(&f.rankerL2, prefix+"ranker-l2", rc.FTRL.L2, "FTRL-Proximal L2 strength")
+	fs.IntVar(&f.rankerMaxPending, prefix+"ranker-max-pending-lists", rc.MaxPendingLists, "served lists a joiner partition holds at most (and as many orphan engagements); the oldest are dropped beyond")
+	fs.IntVar(&f.rankerMaxListsPerUser, prefix+"ranker-max-lists-per-user", rc.MaxListsPerUser, "pending served lists (and orphan engagements) per user at most")
 }
 
 // learnSettings is the resolved configuration of the learner role.
@@ -73,22 +96,40 @@ type learnSettings struct {
 	Runtime      task.Config // group, store and data dir are set per stage
 	UsersGroup   string
 	ItemsGroup   string
+	// Ranker runs the online ranker's stages (learner/ranker).
+	Ranker       bool
+	RankerConfig ranker.Config
+	RankerGroup  string
 }
 
 // config resolves the flags into settings (topics come from kf's layout in
 // startLearner).
 func (f *learnFlags) config() (learnSettings, error) {
-	s := learnSettings{Stage: stage.DefaultConfig(), Runtime: task.DefaultConfig(), UsersGroup: f.usersGroup, ItemsGroup: f.itemsGroup}
+	s := learnSettings{Stage: stage.DefaultConfig(), Runtime: task.DefaultConfig(), UsersGroup: f.usersGroup, ItemsGroup: f.itemsGroup,
+		RankerConfig: ranker.DefaultConfig(), RankerGroup: f.rankerGroup}
 	for _, st := range strings.Split(f.stages, ",") {
 		switch strings.TrimSpace(st) {
 		case "users", "user":
 			s.Users = true
 		case "items", "item":
 			s.Items = true
+		case "ranker":
+			s.Ranker = true
 		default:
-			return s, usageError{fmt.Errorf("--stages %q: want users, items or users,items", f.stages)}
+			return s, usageError{fmt.Errorf("--stages %q: want a list of users, items and ranker", f.stages)}
 		}
 	}
+	rc := &s.RankerConfig
+	rc.LabelWindow, rc.PublishEvery, rc.PublishInterval = f.labelWindow, f.rankerPublishEvery, f.rankerPublishInterval
+	rc.FTRL.Alpha, rc.FTRL.Beta, rc.FTRL.L1, rc.FTRL.L2 = f.rankerAlpha, f.rankerBeta, f.rankerL1, f.rankerL2
+	rc.MaxPendingLists, rc.MaxOrphans = f.rankerMaxPending, f.rankerMaxPending
+	rc.MaxListsPerUser, rc.MaxOrphansPerUser = f.rankerMaxListsPerUser, f.rankerMaxListsPerUser
+	rc.ModelVersion, rc.MaxReadyLag = f.modelVersion, f.maxReadyLag
+	rc.Topics = ranker.Topics{Events: "-", Recs: "-", Input: "-", Examples: "-", Ranker: "-"}
+	if err := rc.Validate(); err != nil {
+		return s, usageError{err}
+	}
+	rc.Topics = ranker.Topics{}
 	c := &s.Stage
 	c.MF.Dim, c.MF.LearnRate, c.MF.Negatives, c.MF.Reg, c.MF.Seed = f.dim, float32(f.learnRate), f.negatives, float32(f.reg), f.seed
 	c.ModelVersion, c.SeenItems, c.PopularityHalfLife, c.MaxReadyLag = f.modelVersion, f.seenItems, f.halfLife, f.maxReadyLag
@@ -99,6 +140,8 @@ func (f *learnFlags) config() (learnSettings, error) {
 		return s, usageError{err}
 	}
 	c.Topics = stage.Topics{}
+	// Ranker labels follow the MF's reading of events.
+	s.RankerConfig.Confidence = c.MF.Confidence
 	rt := &s.Runtime
 	rt.InstanceID = f.instanceID
 	rt.MaxBatchRecords = f.maxBatchRecords
@@ -126,7 +169,7 @@ func newLearnCommand() *ffcli.Command {
 	return &ffcli.Command{
 		Name:       "learn",
 		ShortUsage: "eddy learn [flags]",
-		ShortHelp:  "run the online learner's user and item stages",
+		ShortHelp:  "run the online learner: MF user and item stages, and the ranker",
 		LongHelp: `Runs the streaming matrix factorisation (DESIGN.md §1, §4):
 
   user stage  (group --users-group, source <prefix>events, keyed by user):
@@ -137,6 +180,16 @@ func newLearnCommand() *ffcli.Command {
   item stage  (group --items-group, source <prefix>item-grads, keyed by
               item): applies the gradients and publishes vector, bias,
               decayed popularity and impressions to <prefix>model.items
+  ranker      (groups <--ranker-group>-events, -recs, -join, -train):
+              forwards events with a request_id and the scorer's served
+              lists (<prefix>recs) into <prefix>ranker.input (by user);
+              the joiner labels each served item (engaged within
+              --label-window: positive; skip/dislike/abandoned watch or
+              no answer: negative) into <prefix>ranker.examples (one
+              partition); the trainer (FTRL-Proximal) publishes the
+              weights to the compacted <prefix>model.ranker, at most once
+              per --ranker-publish-every examples or
+              --ranker-publish-interval
 
 State lives in Badger under <data-dir>/state behind compacted changelog
 topics; every batch commits in a Kafka transaction, so kill -9 and
@@ -144,7 +197,8 @@ rebalances neither lose nor repeat an event or a gradient. Run more
 processes with the same groups to share the partitions (--stages runs one
 stage only). /readyz is ready once both stages have joined their groups and
 caught up; /metrics has eddy_learner_* (updates, loss, vector norms,
-staleness) and eddy_stream_*.
+staleness), eddy_ranker_* (examples, pending lists, log-loss, publishes,
+staleness, weights) and eddy_stream_*.
 
 Without --brokers it uses the broker on --embedded-broker-addr, or starts the
 embedded broker in this process.`,
@@ -215,20 +269,47 @@ func startLearner(ctx context.Context, kf *kafkaFlags, cfg learnSettings, srv *h
 		}
 		items = &c
 	}
-	svc, err := stage.NewService(cfg.Stage, users, items, reg, log)
-	if err != nil {
-		return nil, err
+	var run []func(context.Context) error
+	if users != nil || items != nil {
+		svc, err := stage.NewService(cfg.Stage, users, items, reg, log)
+		if err != nil {
+			return nil, err
+		}
+		srv.AddReadiness("learner", svc.Ready)
+		run = append(run, svc.Run)
+		log.Info("learner starting", "users", cfg.Users, "items", cfg.Items, "dim", cfg.Stage.MF.Dim,
+			"model_version", cfg.Stage.ModelVersion, "users_group", cfg.UsersGroup, "items_group", cfg.ItemsGroup)
 	}
-	srv.AddReadiness("learner", svc.Ready)
-	log.Info("learner starting", "users", cfg.Users, "items", cfg.Items, "dim", cfg.Stage.MF.Dim,
-		"model_version", cfg.Stage.ModelVersion, "users_group", cfg.UsersGroup, "items_group", cfg.ItemsGroup)
+	if cfg.Ranker {
+		rc := cfg.RankerConfig
+		rc.Topics = ranker.Topics{
+			Events:   kf.layout.Name(stream.TopicEvents),
+			Recs:     kf.layout.Name(stream.TopicRecs),
+			Input:    kf.layout.Name(stream.TopicRankerInput),
+			Examples: kf.layout.Name(stream.TopicRankerExamples),
+			Ranker:   kf.layout.Name(stream.TopicModelRanker),
+		}
+		rt := cfg.Runtime
+		rt.Client, rt.DataDir = kf.client, stateDir
+		rsvc, err := ranker.NewService(rc, rt, cfg.RankerGroup, reg, log)
+		if err != nil {
+			return nil, err
+		}
+		srv.AddReadiness("ranker", rsvc.Ready)
+		run = append(run, rsvc.Run)
+	}
+	if len(run) == 0 {
+		return nil, usageError{errors.New("--stages: no stage to run")}
+	}
 	cctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := svc.Run(cctx); err != nil {
-			log.Error("learner stopped; /readyz reports it", "err", err)
-		}
-	})
+	for _, r := range run {
+		wg.Go(func() {
+			if err := r(cctx); err != nil {
+				log.Error("learner stopped; /readyz reports it", "err", err)
+			}
+		})
+	}
 	return func() {
 		cancel()
 		wg.Wait()

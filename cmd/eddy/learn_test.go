@@ -29,10 +29,21 @@ func TestLearnFlags(t *testing.T) {
 			if s.Runtime.OnBrokerWiped != task.WipeFail || s.Stage.ModelVersion != 1 {
 				t.Fatal("defaults: wiped-broker policy or model version")
 			}
+			if !s.Ranker || s.RankerGroup != "eddy-ranker" || s.RankerConfig.LabelWindow != 30*time.Minute || s.RankerConfig.ModelVersion != 1 {
+				t.Fatalf("ranker defaults: %+v", s.RankerConfig)
+			}
 		}},
+		{name: "ranker only", args: []string{"--stages", "ranker", "--label-window", "5m", "--ranker-publish-every", "10", "--ranker-alpha", "0.2", "--model-version", "3"},
+			check: func(t *testing.T, s learnSettings) {
+				rc := s.RankerConfig
+				if s.Users || s.Items || !s.Ranker || rc.LabelWindow != 5*time.Minute || rc.PublishEvery != 10 || rc.FTRL.Alpha != 0.2 || rc.ModelVersion != 3 {
+					t.Fatalf("ranker settings: %+v", s)
+				}
+			}},
+		{name: "bad label window", args: []string{"--label-window", "0s"}, wantErr: true},
 		{name: "one stage and settings", args: []string{"--stages", "items", "--dim", "32", "--model-version", "7", "--reset-on-wiped-broker", "--instance-id", "a"},
 			check: func(t *testing.T, s learnSettings) {
-				if s.Users || !s.Items || s.Stage.MF.Dim != 32 || s.Stage.ModelVersion != 7 || s.Runtime.OnBrokerWiped != task.WipeReset || s.Runtime.InstanceID != "a" {
+				if s.Users || !s.Items || s.Ranker || s.Stage.MF.Dim != 32 || s.Stage.ModelVersion != 7 || s.Runtime.OnBrokerWiped != task.WipeReset || s.Runtime.InstanceID != "a" {
 					t.Fatalf("settings: %+v", s)
 				}
 			}},
@@ -82,7 +93,7 @@ func TestStartLearner(t *testing.T) {
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	var f learnFlags
 	f.register(fs, "")
-	if err := fs.Parse([]string{"--session-timeout", "10s", "--users-group", k.Layout.Prefix + "u", "--items-group", k.Layout.Prefix + "i"}); err != nil {
+	if err := fs.Parse([]string{"--session-timeout", "10s", "--users-group", k.Layout.Prefix + "u", "--items-group", k.Layout.Prefix + "i", "--ranker-group", k.Layout.Prefix + "r"}); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := f.config()

@@ -50,7 +50,8 @@ func newUpCommand() *ffcli.Command {
 creates the topics, and runs every role in this process behind one HTTP port:
 ingest (POST /v1/events), the feature store (GET /v1/users/{id}/features,
 GET /v1/items/{id}/features; runtime flags prefixed process-), the learner's
-user and item stages (flags prefixed learner-), the scorer
+user and item stages and its online ranker (flags prefixed learner-, e.g.
+--learner-label-window), the scorer
 (GET /v1/recommendations) and the drift monitor (flags prefixed drift-),
 plus /healthz, /readyz and /metrics. With --demo it also
 feeds synthetic traffic (the generator of 'eddy gen', at --rate events/s)
