@@ -198,6 +198,31 @@ func TestDeletesAndBadRecords(t *testing.T) {
 	}
 }
 
+func TestUserUpdates(t *testing.T) {
+	st := NewState(DefaultConfig())
+	if _, ok := st.UserUpdates("u1"); ok {
+		t.Fatal("an empty state holds u1")
+	}
+	for _, n := range []uint64{3, 4} {
+		b, err := modelrec.AppendVector(nil, &modelrec.Vector{Kind: modelrec.KindUser, ModelVersion: 1, Updates: n, Vec: []float32{1, 0}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.ApplyUsers([]Record{{Key: []byte("u1"), Value: b}}); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := st.UserUpdates("u1"); !ok || got != n {
+			t.Fatalf("UserUpdates = %d, %v; want %d, true", got, ok, n)
+		}
+	}
+	if _, err := st.ApplyUsers([]Record{{Key: []byte("u1")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.UserUpdates("u1"); ok {
+		t.Fatal("a deleted user is still held")
+	}
+}
+
 type fakeProducer struct {
 	mu      sync.Mutex
 	recs    []*kgo.Record

@@ -281,6 +281,20 @@ func (s *State) Sizes() (items, users, matrixBytes int) {
 	return s.liveItems, len(s.users), matrixBytes
 }
 
+// UserUpdates returns the update counter of user id's applied record (the
+// learner's count of events trained into the vector, modelrec.Vector.Updates)
+// and whether the state holds the user. It takes the read lock only: cheap
+// enough to poll, e.g. to measure how soon an event reaches the scorer.
+func (s *State) UserUpdates(id string) (uint64, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	u := s.users[id]
+	if u == nil {
+		return 0, false
+	}
+	return u.updates, true
+}
+
 // ModelVersion is the highest model version seen in any applied record.
 func (s *State) ModelVersion() uint64 { return s.modelVersion.Load() }
 

@@ -86,8 +86,14 @@ embedded broker in this process.`,
 // consumer and the served-list producer. The returned closer stops both;
 // call it after the HTTP server has drained.
 func startScorer(ctx context.Context, kf *kafkaFlags, cfg scorer.Config, srv *httpserver.Server, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
+	return startScorerWith(ctx, kf, cfg, scorer.NewState(cfg), srv, reg, log)
+}
+
+// startScorerWith is startScorer replicating into st, which the caller
+// may read (eddy bench freshness watches it).
+func startScorerWith(ctx context.Context, kf *kafkaFlags, cfg scorer.Config, st *scorer.State, srv *httpserver.Server, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
 	log = log.With("role", "scorer")
-	sc, err := scorer.New(cfg, scorer.NewState(cfg), reg)
+	sc, err := scorer.New(cfg, st, reg)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
@@ -16,24 +17,137 @@ import (
 	"github.com/eddyrec/eddy/scorer"
 )
 
+// upFlags are the flags of every role `eddy up` runs, with the Kafka and
+// logging flags. `eddy bench freshness` registers them too, so that it
+// measures the system `eddy up` runs, tunable with the same flags.
+type upFlags struct {
+	common commonFlags
+	kf     *kafkaFlags
+	ingest ingest.Config
+	scorer scorer.Config
+	learn  learnFlags
+	fcfg   features.Config
+	proc   processFlags
+	drift  driftFlags
+}
+
+func (f *upFlags) register(fs *flag.FlagSet) {
+	f.common.register(fs)
+	f.kf = newKafkaFlags()
+	f.kf.register(fs)
+	f.ingest = ingest.DefaultConfig()
+	f.ingest.RegisterFlags(fs)
+	f.scorer = scorer.DefaultConfig()
+	f.scorer.RegisterFlags(fs)
+	f.learn.register(fs, "learner-")
+	f.fcfg = features.DefaultConfig()
+	f.fcfg.RegisterFlags(fs)
+	f.proc.register(fs, "process-")
+	f.drift.register(fs, "drift-")
+}
+
+// upRoles is the resolved configuration of the roles of `eddy up`.
+type upRoles struct {
+	ingest   ingest.Config
+	scorer   scorer.Config
+	learner  learnSettings
+	features features.Config
+	drift    driftSettings
+}
+
+// roles validates the Kafka flags and resolves the roles' settings; fs is
+// the parsed flag set (some settings depend on which flags were set).
+func (f *upFlags) roles(fs *flag.FlagSet) (upRoles, error) {
+	r := upRoles{ingest: f.ingest, scorer: f.scorer, features: f.fcfg}
+	if err := f.kf.validate(); err != nil {
+		return r, err
+	}
+	if err := r.ingest.Validate(); err != nil {
+		return r, usageError{err}
+	}
+	if err := r.scorer.Validate(); err != nil {
+		return r, usageError{err}
+	}
+	var err error
+	if r.learner, err = f.learn.config(); err != nil {
+		return r, err
+	}
+	// The learner and the scorer must decay popularity alike.
+	r.learner.Stage.PopularityHalfLife = r.scorer.PopularityHalfLife
+	f.proc.apply(&r.features)
+	if err := r.features.Validate(); err != nil {
+		return r, usageError{err}
+	}
+	if r.drift, err = f.drift.config(fs); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// upSystem is a started `eddy up`: a broker (the embedded one unless kf
+// names brokers), Eddy's topics, and every role mounted on one HTTP server
+// that listens but does not serve yet.
+type upSystem struct {
+	srv *httpserver.Server
+	// scorer is the scorer role's hot state.
+	scorer *scorer.State
+	// stops stop what was started, in order of starting.
+	stops []func()
+}
+
+// startUp starts the broker if needed, creates the topics and starts the
+// roles on one HTTP server listening on httpAddr. On error it stops what it
+// started.
+func startUp(ctx context.Context, kf *kafkaFlags, r upRoles, httpAddr string, log *slog.Logger) (_ *upSystem, err error) {
+	u := &upSystem{scorer: scorer.NewState(r.scorer)}
+	defer func() {
+		if err != nil {
+			u.close()
+		}
+	}()
+	closeBroker, err := kf.connect(log, true)
+	if err != nil {
+		return nil, err
+	}
+	u.stops = append(u.stops, closeBroker)
+	if _, err := kf.ensureTopics(ctx, log); err != nil {
+		return nil, err
+	}
+	reg := newRegistry()
+	u.srv = httpserver.New(httpAddr, reg, log)
+	starts := []func() (func(), error){
+		func() (func(), error) { return startIngest(kf, r.ingest, u.srv, reg, log) },
+		func() (func(), error) { return startProcess(ctx, kf, r.features, u.srv, reg, log) },
+		func() (func(), error) { return startLearner(ctx, kf, r.learner, u.srv, reg, log) },
+		func() (func(), error) { return startScorerWith(ctx, kf, r.scorer, u.scorer, u.srv, reg, log) },
+		func() (func(), error) { return startDrift(ctx, kf, r.drift, u.srv, reg, log) },
+	}
+	for _, start := range starts {
+		stop, err := start()
+		if err != nil {
+			return nil, err
+		}
+		u.stops = append(u.stops, stop)
+	}
+	if err := u.srv.Listen(); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// close stops the roles in reverse order of starting, then the broker if
+// startUp started it. Call it after the HTTP server has drained.
+func (u *upSystem) close() {
+	for i := len(u.stops) - 1; i >= 0; i-- {
+		u.stops[i]()
+	}
+	u.stops = nil
+}
+
 func newUpCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("eddy up", flag.ContinueOnError)
-	var common commonFlags
-	common.register(fs)
-	kf := newKafkaFlags()
-	kf.register(fs)
-	icfg := ingest.DefaultConfig()
-	icfg.RegisterFlags(fs)
-	scfg := scorer.DefaultConfig()
-	scfg.RegisterFlags(fs)
-	var lf learnFlags
-	lf.register(fs, "learner-")
-	fcfg := features.DefaultConfig()
-	fcfg.RegisterFlags(fs)
-	var pf processFlags
-	pf.register(fs, "process-")
-	var df driftFlags
-	df.register(fs, "drift-")
+	var uf upFlags
+	uf.register(fs)
 	httpAddr := fs.String("http-addr", ":8080", "HTTP listen address shared by all roles")
 	drain := fs.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	demo := fs.Bool("demo", false, "also generate synthetic traffic into the ingest API")
@@ -61,30 +175,11 @@ where it stopped.`,
 		Options:   ffOptions(),
 		UsageFunc: usage,
 		Exec: func(ctx context.Context, _ []string) error {
-			log, err := common.logger()
+			log, err := uf.common.logger()
 			if err != nil {
 				return err
 			}
-			if err := kf.validate(); err != nil {
-				return err
-			}
-			if err := icfg.Validate(); err != nil {
-				return usageError{err}
-			}
-			if err := scfg.Validate(); err != nil {
-				return usageError{err}
-			}
-			lcfg, err := lf.config()
-			if err != nil {
-				return err
-			}
-			// The learner and the scorer must decay popularity alike.
-			lcfg.Stage.PopularityHalfLife = scfg.PopularityHalfLife
-			pf.apply(&fcfg)
-			if err := fcfg.Validate(); err != nil {
-				return usageError{err}
-			}
-			dcfg, err := df.config(fs)
+			roles, err := uf.roles(fs)
 			if err != nil {
 				return err
 			}
@@ -100,44 +195,12 @@ where it stopped.`,
 			if g.rate > 0 {
 				gcfg.MeanInterEvent = time.Duration(float64(time.Second) / g.rate)
 			}
-			closeBroker, err := kf.connect(log, true)
+			up, err := startUp(ctx, uf.kf, roles, *httpAddr, log)
 			if err != nil {
 				return err
 			}
-			defer closeBroker()
-			if _, err := kf.ensureTopics(ctx, log); err != nil {
-				return err
-			}
-			reg := newRegistry()
-			srv := httpserver.New(*httpAddr, reg, log)
-			closeIngest, err := startIngest(kf, icfg, srv, reg, log)
-			if err != nil {
-				return err
-			}
-			defer closeIngest()
-			closeProcess, err := startProcess(ctx, kf, fcfg, srv, reg, log)
-			if err != nil {
-				return err
-			}
-			defer closeProcess()
-			closeLearner, err := startLearner(ctx, kf, lcfg, srv, reg, log)
-			if err != nil {
-				return err
-			}
-			defer closeLearner()
-			closeScorer, err := startScorer(ctx, kf, scfg, srv, reg, log)
-			if err != nil {
-				return err
-			}
-			defer closeScorer()
-			closeDrift, err := startDrift(ctx, kf, dcfg, srv, reg, log)
-			if err != nil {
-				return err
-			}
-			defer closeDrift()
-			if err := srv.Listen(); err != nil {
-				return err
-			}
+			defer up.close()
+			srv := up.srv
 
 			grp, gctx := errgroup.WithContext(ctx)
 			// The demo stops before the server drains, so that its last
@@ -152,7 +215,7 @@ where it stopped.`,
 				url := "http://" + loopbackURLHost(srv.Addr())
 				log.Info("demo traffic", "to", url, "rate", g.rate, "users", gcfg.Users, "items", gcfg.Items)
 				grp.Go(func() error {
-					token := icfg.AuthToken
+					token := roles.ingest.AuthToken
 					sink := httpSink{c: &ingest.Client{URL: url, Token: token, MaxRetries: 1 << 30}, log: log.With("role", "demo")}
 					n, err := runGen(demoCtx, gcfg, sink, g.count, g.rate, g.batch, log)
 					log.Info("demo traffic stopped", "events", n)
@@ -162,7 +225,7 @@ where it stopped.`,
 					return nil
 				})
 			}
-			log.Info("eddy up", "http", srv.Addr(), "brokers", kf.client.Brokers)
+			log.Info("eddy up", "http", srv.Addr(), "brokers", uf.kf.client.Brokers)
 			return grp.Wait()
 		},
 	}
