@@ -28,8 +28,14 @@ type Config struct {
 	// RecsBuffer bounds the served-list log queue; when full, lists are
 	// dropped and counted (default 4096).
 	RecsBuffer int
-	// Variant names this scorer's model variant in responses and logs.
+	// Variant names this scorer's model variant in responses and logs
+	// when Variants is empty.
 	Variant string
+	// Variants, when set, splits users between variants by a hash of
+	// their user_id: "name[:policy]=weight,..." (see ParseVariants,
+	// Assign); Variant is then unused. Empty: every request is served
+	// as today, by the online policy, as variant Variant.
+	Variants string
 	// Index selects the retrieval index: "int8" (the default: an int8 scan
 	// of the items, then an exact float32 re-score of the best K + 32;
 	// recall@10 and @200 measured 1.0 against exact) or "exact" (float32
@@ -72,7 +78,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.SearchWorkers, "search-workers", c.SearchWorkers, "most passes over the item matrix running at once (each batches the requests waiting)")
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most concurrent queries scored in one pass over the item matrix")
 	fs.IntVar(&c.RecsBuffer, "recs-buffer", c.RecsBuffer, "served lists queued for the recs topic before new ones are dropped")
-	fs.StringVar(&c.Variant, "variant", c.Variant, "model variant name reported in responses and served lists")
+	fs.StringVar(&c.Variant, "variant", c.Variant, "model variant name reported in responses and served lists (without --variants)")
+	fs.StringVar(&c.Variants, "variants", c.Variants, "experiment: split users by a hash of user_id between variants name[:policy]=weight,... (policy online, retrieval or popularity; a name that is a policy uses it, others online), e.g. online=9,popularity=1")
 	fs.StringVar(&c.Index, "index", c.Index, "retrieval index: int8 (int8 scan, exact float32 re-score of the best k+32) or exact (float32 scan)")
 }
 
@@ -94,5 +101,18 @@ func (c Config) Validate() error {
 	case c.Index != IndexExact && c.Index != IndexInt8:
 		return fmt.Errorf("scorer: --index %q: want %s or %s", c.Index, IndexInt8, IndexExact)
 	}
+	if _, err := ParseVariants(c.Variants); err != nil {
+		return fmt.Errorf("scorer: --variants %q: %w", c.Variants, err)
+	}
 	return nil
+}
+
+// variants returns the configured variants: those of Variants, or the
+// single online variant named Variant.
+func (c Config) variants() []Variant {
+	vs, err := ParseVariants(c.Variants)
+	if err != nil || len(vs) == 0 {
+		return []Variant{{Name: c.Variant, Policy: PolicyOnline, Weight: 1}}
+	}
+	return vs
 }

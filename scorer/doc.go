@@ -22,6 +22,22 @@
 // Served lists are published without blocking responses: a bounded queue,
 // dropped (and counted) when full.
 //
+// Experiments: Config.Variants ("--variants online=9,popularity=1") splits
+// users between variants by a hash of their user_id (UserPoint, Assign):
+// deterministic across processes and restarts, no state, no coordination.
+// Each variant has a policy: online (retrieval then ranker, the default),
+// retrieval (ranker off) or popularity (the decayed-popularity list for
+// everyone). The variant's name is in the response, the served list and
+// the request metrics' variant label; the served list also carries the
+// policy. A popularity arm's lists say "fallback": false: the fallback
+// flag and eddy_scorer_fallback_total mean "could not serve what the
+// variant serves" (unknown user, empty model), which a popularity arm
+// never is, and the fallback-rate alert must not fire because of an
+// experiment. Unknown users in an online or retrieval arm still get the
+// fallback, as without experiments. Analysis: package scorer/abtest and
+// `eddy report ab`. A frozen-model arm is not offered: it needs a second
+// copy of the model in memory.
+//
 // Hot path: concurrent requests share passes over the item matrix through
 // a topk.Coalescer; the response body and the served-list record are
 // written by hand-rolled encoders that produce the bytes encoding/json

@@ -119,8 +119,9 @@ var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b
 func (s *Scorer) handleRecommendations(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	code := http.StatusOK
+	var a *arm // nil until assigned
 	defer func() {
-		s.observe(code, time.Since(start))
+		s.observe(a, code, time.Since(start))
 	}()
 	w.Header()["Content-Type"] = jsonContentType
 	req, err := parseRequest(r)
@@ -130,7 +131,8 @@ func (s *Scorer) handleRecommendations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.RequestID = newRequestID()
-	resp, err := s.Recommend(r.Context(), req)
+	a = s.assign(req.UserID)
+	resp, err := s.recommend(req, a)
 	if err != nil {
 		code = http.StatusInternalServerError
 		if errors.Is(err, ErrBadRequest) {
@@ -163,15 +165,25 @@ func (s *Scorer) handleRecommendations(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// observe records one request in the latency histogram and the request
-// counter; the common (variant, 200) series are looked up once.
-func (s *Scorer) observe(code int, d time.Duration) {
-	s.metrics.okDuration.Observe(d.Seconds())
-	if code == http.StatusOK {
-		s.metrics.okRequests.Inc()
+// observe records one request of variant a in the latency histogram and
+// the request counter; each variant's (variant, 200) series are looked up
+// once. A request rejected before assignment (a nil a) is labelled with
+// the only variant when there is one, and "none" in an experiment.
+func (s *Scorer) observe(a *arm, code int, d time.Duration) {
+	if a == nil && len(s.arms) == 1 {
+		a = &s.arms[0]
+	}
+	if a == nil {
+		s.metrics.duration.WithLabelValues(routeLabel, unassignedMetric).Observe(d.Seconds())
+		s.metrics.requests.WithLabelValues(unassignedMetric, strconv.Itoa(code)).Inc()
 		return
 	}
-	s.metrics.requests.WithLabelValues(s.cfg.Variant, strconv.Itoa(code)).Inc()
+	a.okDuration.Observe(d.Seconds())
+	if code == http.StatusOK {
+		a.okRequests.Inc()
+		return
+	}
+	s.metrics.requests.WithLabelValues(a.name, strconv.Itoa(code)).Inc()
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {

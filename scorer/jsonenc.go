@@ -69,6 +69,10 @@ func appendServedList(b []byte, r *Response, tsMillis int64, order []int) ([]byt
 		b = append(b, `,"variant":`...)
 		b = appendJSONString(b, r.Variant)
 	}
+	if r.policy != "" {
+		b = append(b, `,"policy":`...)
+		b = appendJSONString(b, r.policy)
+	}
 	b = append(b, `,"fallback":`...)
 	b = strconv.AppendBool(b, r.Fallback)
 	b = append(b, `,"ts":`...)

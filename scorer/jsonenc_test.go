@@ -74,6 +74,9 @@ func FuzzAppendJSONFloat(f *testing.F) {
 func randomResponse(rng *rand.Rand, names []string) *Response {
 	pick := func() string { return jsonStrings[rng.IntN(len(jsonStrings))] }
 	r := &Response{UserID: pick(), RequestID: pick(), ModelVersion: strconv.Itoa(rng.IntN(100)), Variant: pick(), Fallback: rng.IntN(2) == 0}
+	if rng.IntN(2) == 0 {
+		r.policy = pick()
+	}
 	n := rng.IntN(12)
 	if n > 0 || rng.IntN(2) == 0 {
 		r.Items = make([]Item, n)

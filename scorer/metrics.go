@@ -7,6 +7,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// routeLabel is the route label of the recommendation endpoint's series.
+const routeLabel = "recommendations"
+
 type metrics struct {
 	duration  *prometheus.HistogramVec
 	requests  *prometheus.CounterVec
@@ -18,20 +21,16 @@ type metrics struct {
 	recsDrop  prometheus.Counter
 	recsFail  prometheus.Counter
 	connected prometheus.Gauge
-
-	// The series every successful request touches, resolved once.
-	okDuration prometheus.Observer
-	okRequests prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Scorer) (*metrics, error) {
 	m := &metrics{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "eddy_scorer_request_duration_seconds", Help: "Recommendation request latency by route and variant.",
+			Name: "eddy_scorer_request_duration_seconds", Help: "Recommendation request latency by route and variant (the configured variants; \"none\" for a request rejected before one was assigned).",
 			Buckets: []float64{.0002, .0005, .001, .002, .003, .005, .0075, .01, .025, .05, .1, .5},
 		}, []string{"route", "variant"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "eddy_scorer_requests_total", Help: "Recommendation requests by variant and HTTP status code.",
+			Name: "eddy_scorer_requests_total", Help: "Recommendation requests by variant (as in the latency histogram) and HTTP status code.",
 		}, []string{"variant", "code"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eddy_scorer_fallback_total", Help: "Requests answered with the popularity fallback, by reason (rate = this / requests).",
@@ -79,8 +78,13 @@ func newMetrics(reg prometheus.Registerer, s *Scorer) (*metrics, error) {
 			return time.Since(t).Seconds()
 		}),
 	}
-	m.okDuration = m.duration.WithLabelValues("recommendations", s.cfg.Variant)
-	m.okRequests = m.requests.WithLabelValues(s.cfg.Variant, "200")
+	// Each variant's series exist from the start, at zero, so that rates
+	// per variant are defined before its first request.
+	for i := range s.arms {
+		a := &s.arms[i]
+		a.okDuration = m.duration.WithLabelValues(routeLabel, a.name)
+		a.okRequests = m.requests.WithLabelValues(a.name, "200")
+	}
 	if reg != nil {
 		for _, c := range cs {
 			if err := reg.Register(c); err != nil {

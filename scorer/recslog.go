@@ -10,12 +10,17 @@ import (
 
 // ServedList is one record value of <prefix>recs (key = user_id). Its JSON
 // matches drift.ServedList (ts is unix milliseconds); the scorer keeps its
-// own type so that it does not import drift.
+// own type so that it does not import drift. Policy is written only by a
+// scorer running an experiment (--variants): the variant's serving policy,
+// so that readers can tell a popularity arm's lists, which carry no
+// ranker features and are not fallbacks, from the ranker's (readers of
+// recs/v1 ignore fields they do not know; drift does).
 type ServedList struct {
 	RequestID    string       `json:"request_id"`
 	UserID       string       `json:"user_id"`
 	ModelVersion string       `json:"model_version"`
 	Variant      string       `json:"variant,omitempty"`
+	Policy       string       `json:"policy,omitempty"`
 	Fallback     bool         `json:"fallback"`
 	TsMillis     int64        `json:"ts"`
 	Items        []ServedItem `json:"items"`
@@ -133,7 +138,7 @@ func (l *recsLog) promise(_ *kgo.Record, err error) {
 // the same JSON with appendServedList (the tests compare the two).
 func servedList(r *Response, now time.Time) ServedList {
 	sl := ServedList{RequestID: r.RequestID, UserID: r.UserID, ModelVersion: r.ModelVersion,
-		Variant: r.Variant, Fallback: r.Fallback, TsMillis: now.UnixMilli(), Items: make([]ServedItem, len(r.Items))}
+		Variant: r.Variant, Policy: r.policy, Fallback: r.Fallback, TsMillis: now.UnixMilli(), Items: make([]ServedItem, len(r.Items))}
 	for i, it := range r.Items {
 		sl.Items[i] = ServedItem{ItemID: it.ItemID, Position: i, Score: it.Score}
 		if i < len(r.features) {

@@ -58,6 +58,8 @@ type Response struct {
 	// log (nil without a ranker); names are the ranker's feature names.
 	features [][]float32
 	names    []string
+	// policy is the served list's "policy" (empty without --variants).
+	policy string
 }
 
 // Fallback reasons (label values of eddy_scorer_fallback_total).
@@ -72,6 +74,8 @@ type Scorer struct {
 	state   *State
 	metrics *metrics
 	recs    *recsLog // nil: served lists are not published
+	split   []Variant
+	arms    []arm // arms[i] serves split[i]
 
 	coalOnce sync.Once
 	coal     atomic.Pointer[topk.Coalescer]
@@ -84,7 +88,14 @@ func New(cfg Config, state *State, reg prometheus.Registerer) (*Scorer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Scorer{cfg: cfg, state: state}
+	s := &Scorer{cfg: cfg, state: state, split: cfg.variants()}
+	for _, v := range s.split {
+		a := arm{name: v.Name, policy: v.Policy}
+		if cfg.Variants != "" {
+			a.logPolicy = v.Policy
+		}
+		s.arms = append(s.arms, a)
+	}
 	m, err := newMetrics(reg, s)
 	if err != nil {
 		return nil, err
@@ -95,6 +106,23 @@ func New(cfg Config, state *State, reg prometheus.Registerer) (*Scorer, error) {
 
 // State returns the scorer's state.
 func (s *Scorer) State() *State { return s.state }
+
+// arm is a variant as the scorer serves it, with its metric series.
+type arm struct {
+	name      string
+	policy    string
+	logPolicy string // the served lists' "policy": empty without --variants
+	// The series of its successful requests, resolved once.
+	okDuration prometheus.Observer
+	okRequests prometheus.Counter
+}
+
+// Variants returns the variants users are split between (one, named
+// Config.Variant, without --variants), weights normalised.
+func (s *Scorer) Variants() []Variant { return slices.Clone(s.split) }
+
+// assign returns the arm that serves userID.
+func (s *Scorer) assign(userID string) *arm { return &s.arms[Assign(s.split, userID)] }
 
 // coalescer returns the batcher, creating it once the index exists.
 func (s *Scorer) coalescer() *topk.Coalescer {
@@ -151,8 +179,13 @@ type ranked struct {
 // ErrBadRequest is wrapped by errors that are the caller's fault.
 var ErrBadRequest = errors.New("bad request")
 
-// Recommend returns the top req.K items for req.UserID.
-func (s *Scorer) Recommend(ctx context.Context, req Request) (*Response, error) {
+// Recommend returns the top req.K items for req.UserID, served by the
+// user's variant.
+func (s *Scorer) Recommend(_ context.Context, req Request) (*Response, error) {
+	return s.recommend(req, s.assign(req.UserID))
+}
+
+func (s *Scorer) recommend(req Request, a *arm) (*Response, error) {
 	if req.UserID == "" || len(req.UserID) > modelrec.MaxIDLen {
 		return nil, fmt.Errorf("%w: user_id: required, 1–%d bytes", ErrBadRequest, modelrec.MaxIDLen)
 	}
@@ -160,8 +193,8 @@ func (s *Scorer) Recommend(ctx context.Context, req Request) (*Response, error) 
 		return nil, fmt.Errorf("%w: k %d: want 1–%d", ErrBadRequest, req.K, MaxK)
 	}
 	st := s.state
-	resp := &Response{UserID: req.UserID, RequestID: req.RequestID, Variant: s.cfg.Variant,
-		ModelVersion: strconv.FormatUint(st.ModelVersion(), 10)}
+	resp := &Response{UserID: req.UserID, RequestID: req.RequestID, Variant: a.name,
+		ModelVersion: strconv.FormatUint(st.ModelVersion(), 10), policy: a.logPolicy}
 
 	sc, _ := s.scratch.Get().(*reqScratch)
 	if sc == nil {
@@ -185,12 +218,17 @@ func (s *Scorer) Recommend(ctx context.Context, req Request) (*Response, error) 
 
 	coal := s.coalescer()
 	switch {
+	case a.policy == PolicyPopularity:
+		return s.popularList(resp, req, seen), nil
 	case live == 0 || coal == nil:
 		return s.fallback(resp, req, seen, ReasonEmptyModel), nil
 	case u == nil:
 		return s.fallback(resp, req, nil, ReasonUnknownUser), nil
 	}
 	rs := st.ranker.Load()
+	if a.policy == PolicyRetrieval {
+		rs = nil
+	}
 	want := req.K
 	if rs != nil {
 		want = max(req.K, s.cfg.Candidates)
@@ -378,11 +416,17 @@ func bestRanked(cand []ranked, k int) []ranked {
 	return cand[:k]
 }
 
-// fallback serves the most popular live items (decayed), skipping seen
-// ones.
+// fallback serves the popularity list when the variant's policy cannot
+// serve the request, counted by reason and marked "fallback": true.
 func (s *Scorer) fallback(resp *Response, req Request, seen []int32, reason string) *Response {
 	s.metrics.fallbacks.WithLabelValues(reason).Inc()
 	resp.Fallback = true
+	return s.popularList(resp, req, seen)
+}
+
+// popularList serves the most popular live items (decayed), skipping seen
+// ones when the request asks to.
+func (s *Scorer) popularList(resp *Response, req Request, seen []int32) *Response {
 	pop := s.state.popular(time.Now())
 	res := make([]topk.Result, 0, req.K)
 	for _, p := range pop {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +46,13 @@ get the decayed-popularity fallback ("fallback": true). Every served list is
 published to <prefix>recs (never blocking the response; drops are counted).
 If Kafka becomes unreachable the scorer keeps serving its last state and says
 so in /readyz and eddy_scorer_kafka_connected.
+
+Experiments: --variants name[:policy]=weight,... splits users by a hash of
+user_id (the same user always gets the same variant, in every process)
+between policies online (retrieval + ranker), retrieval (ranker off) and
+popularity (the popularity list, "fallback": false). The variant is in the
+response, the served list and the request metrics; analyse with
+'eddy report ab'.
 
 Without --brokers it uses the broker on --embedded-broker-addr, or starts the
 embedded broker in this process.`,
@@ -117,7 +125,11 @@ func startScorerWith(ctx context.Context, kf *kafkaFlags, cfg scorer.Config, st 
 	sc.PublishServedLists(prod, kf.layout.Name(stream.TopicRecs))
 	sc.Register(srv.Mux)
 	srv.AddReadiness("scorer", cons.Ready)
-	log.Info("scorer starting", "index", cfg.Index, "kernel", cfg.IndexKernel(), "candidates", cfg.Candidates, "variant", cfg.Variant)
+	var variants []string
+	for _, v := range sc.Variants() {
+		variants = append(variants, fmt.Sprintf("%s:%s=%.4g", v.Name, v.Policy, v.Weight))
+	}
+	log.Info("scorer starting", "index", cfg.Index, "kernel", cfg.IndexKernel(), "candidates", cfg.Candidates, "variants", strings.Join(variants, ","))
 
 	cctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
