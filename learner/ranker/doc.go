@@ -50,8 +50,10 @@
 // dislike stays a positive: the ranker predicts engagement, and the MF
 // learns the dislike). Items still undecided when the window has passed
 // become negatives (ReasonExpired). An answer after the window is late and
-// ignored. Fallback lists (popularity for unknown users) are skipped: they
-// carry no ranker features.
+// ignored. Fallback lists (popularity for unknown users) and the lists of
+// an experiment's popularity arm ("policy": "popularity", not marked as
+// fallbacks) are skipped: they carry no ranker features. The lists of a
+// "retrieval" arm (ranker off) are learnt from like bootstrapping lists.
 //
 // Bootstrapping: a scorer serves lists without features until it has a
 // ranker record, and logs the retrieval score as each item's score. The

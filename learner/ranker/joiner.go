@@ -452,9 +452,10 @@ func (p *joinProc) onList(b batch, r *kgo.Record) error {
 			return err
 		}
 	}
-	if l.Fallback || len(l.Items) == 0 {
-		// A fallback list is ranked by popularity, without the ranker's
-		// features: it says nothing about the ranker.
+	if l.Fallback || l.Policy == policyPopularity || len(l.Items) == 0 {
+		// A fallback list, or an experiment's popularity arm, is ranked
+		// by popularity, without the ranker's features: it says nothing
+		// about the ranker (and its score is no retrieval score).
 		p.m.joinRecords.WithLabelValues("list_skipped").Inc()
 		return nil
 	}

@@ -135,11 +135,14 @@ func TestJoinerListsWithoutFeatures(t *testing.T) {
 	h := newJoinHarness(t, testConfig())
 	fb := listRec(t, "u1", "r0", minutes(0), item{"a", ""})
 	fb.Value = []byte(`{"request_id":"r0","user_id":"u1","fallback":true,"ts":` + fmt.Sprint(minutes(0)) + `,"items":[{"item_id":"a","position":0,"score":9}]}`)
-	h.feed(fb, listRec(t, "u1", "r1", minutes(0), item{"a", ""}, item{"b", ""}), listRec(t, "u1", "r1", minutes(0), abc...))
-	if h.result("list_skipped") != 1 || h.result("list_duplicate") != 1 {
+	// An experiment's popularity arm: not a fallback, but no ranker list.
+	pop := listRec(t, "u1", "rp", minutes(0), item{"a", ""})
+	pop.Value = []byte(`{"request_id":"rp","user_id":"u1","variant":"pop","policy":"popularity","fallback":false,"ts":` + fmt.Sprint(minutes(0)) + `,"items":[{"item_id":"a","position":0,"score":9}]}`)
+	h.feed(fb, pop, listRec(t, "u1", "r1", minutes(0), item{"a", ""}, item{"b", ""}), listRec(t, "u1", "r1", minutes(0), abc...))
+	if h.result("list_skipped") != 2 || h.result("list_duplicate") != 1 {
 		t.Fatalf("skipped %v duplicate %v", h.result("list_skipped"), h.result("list_duplicate"))
 	}
-	got := h.feed(evRec(t, "u1", "r1", "b", event.Click, minutes(1)), evRec(t, "u1", "r0", "a", event.Click, minutes(1)))
+	got := h.feed(evRec(t, "u1", "r1", "b", event.Click, minutes(1)), evRec(t, "u1", "r0", "a", event.Click, minutes(1)), evRec(t, "u1", "rp", "a", event.Click, minutes(1)))
 	// No ranker served r1: its score is the retrieval score.
 	if labels(got) != "b:1:engaged" || len(got[0].Features) != 1 || got[0].Features[0] != (NamedValue{modelrec.FeatureMFScore, 0.6}) {
 		t.Fatalf("bootstrap example %+v", got)

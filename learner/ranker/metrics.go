@@ -35,7 +35,7 @@ func newMetrics() *metrics {
 		}, []string{"label"}),
 		joinRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eddy_ranker_join_records_total",
-			Help: "Input records of the joiner by outcome: list, list_duplicate, list_skipped (fallback or empty), list_late (window already passed), engagement (decided an item), engagement_duplicate, engagement_late (after the window), engagement_unknown (no such list), engagement_unknown_item, engagement_ambiguous (decides without a label), engagement_orphan (held until its list arrives), orphan_matched, orphan_dropped, event_other (no request id or no answer), invalid.",
+			Help: "Input records of the joiner by outcome: list, list_duplicate, list_skipped (fallback, an experiment's popularity arm, or empty), list_late (window already passed), engagement (decided an item), engagement_duplicate, engagement_late (after the window), engagement_unknown (no such list), engagement_unknown_item, engagement_ambiguous (decides without a label), engagement_orphan (held until its list arrives), orphan_matched, orphan_dropped, event_other (no request id or no answer), invalid.",
 		}, []string{"result"}),
 		pendingLists: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "eddy_ranker_pending_lists",

@@ -14,6 +14,7 @@ import (
 type servedList struct {
 	RequestID string       `json:"request_id"`
 	UserID    string       `json:"user_id"`
+	Policy    string       `json:"policy,omitempty"` // an experiment's serving policy
 	Fallback  bool         `json:"fallback"`
 	TsMillis  int64        `json:"ts"`
 	Items     []servedItem `json:"items"`
@@ -25,6 +26,11 @@ type servedItem struct {
 	Score    float64            `json:"score"`
 	Features map[string]float64 `json:"features,omitempty"`
 }
+
+// policyPopularity is the policy of an experiment's popularity arm
+// (scorer.PolicyPopularity): lists ranked by popularity, not by the
+// ranker, and not marked as fallbacks.
+const policyPopularity = "popularity"
 
 // Limits of a served list the joiner accepts (the scorer's k is at most a
 // few hundred).
