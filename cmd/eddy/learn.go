@@ -55,6 +55,7 @@ type learnFlags struct {
 	rankerL2              float64
 	rankerMaxPending      int
 	rankerMaxListsPerUser int
+	rankerMaxOrphansUser  int
 }
 
 func (f *learnFlags) register(fs *flag.FlagSet, prefix string) {
@@ -86,7 +87,8 @@ func (f *learnFlags) register(fs *flag.FlagSet, prefix string) {
 	fs.Float64Var(&f.rankerL1, prefix+"ranker-l1", rc.FTRL.L1, "FTRL-Proximal L1 strength")
 	fs.Float64Var(&f.rankerL2, prefix+"ranker-l2", rc.FTRL.L2, "FTRL-Proximal L2 strength")
 	fs.IntVar(&f.rankerMaxPending, prefix+"ranker-max-pending-lists", rc.MaxPendingLists, "served lists a joiner partition holds at most (and as many orphan engagements); the oldest are dropped beyond")
-	fs.IntVar(&f.rankerMaxListsPerUser, prefix+"ranker-max-lists-per-user", rc.MaxListsPerUser, "pending served lists (and orphan engagements) per user at most")
+	fs.IntVar(&f.rankerMaxListsPerUser, prefix+"ranker-max-lists-per-user", rc.MaxListsPerUser, "pending served lists per user at most; the oldest are dropped beyond")
+	fs.IntVar(&f.rankerMaxOrphansUser, prefix+"ranker-max-orphans-per-user", rc.MaxOrphansPerUser, "engagements per user held while their served list has not arrived yet, at most; the oldest are dropped beyond")
 }
 
 // learnSettings is the resolved configuration of the learner role.
@@ -123,7 +125,7 @@ func (f *learnFlags) config() (learnSettings, error) {
 	rc.LabelWindow, rc.PublishEvery, rc.PublishInterval = f.labelWindow, f.rankerPublishEvery, f.rankerPublishInterval
 	rc.FTRL.Alpha, rc.FTRL.Beta, rc.FTRL.L1, rc.FTRL.L2 = f.rankerAlpha, f.rankerBeta, f.rankerL1, f.rankerL2
 	rc.MaxPendingLists, rc.MaxOrphans = f.rankerMaxPending, f.rankerMaxPending
-	rc.MaxListsPerUser, rc.MaxOrphansPerUser = f.rankerMaxListsPerUser, f.rankerMaxListsPerUser
+	rc.MaxListsPerUser, rc.MaxOrphansPerUser = f.rankerMaxListsPerUser, f.rankerMaxOrphansUser
 	rc.ModelVersion, rc.MaxReadyLag = f.modelVersion, f.maxReadyLag
 	rc.Topics = ranker.Topics{Events: "-", Recs: "-", Input: "-", Examples: "-", Ranker: "-"}
 	if err := rc.Validate(); err != nil {
