@@ -28,6 +28,23 @@ type Config struct {
 	// ReadyMaxLag is the lag, in records per partition, under which the
 	// role reports ready.
 	ReadyMaxLag int64
+	// DriftSample is the share of users whose events the user stage also
+	// copies, unchanged, to DriftInput for the drift role (0, the default:
+	// none). The users are chosen as task.Forwarder chooses them (FNV-1a
+	// of the record key below DriftSample·2³²), so it must equal the drift
+	// role's window sample: then the drift role reads the events of its
+	// users from DriftInput instead of reading the whole events topic a
+	// second time. The copies are produced in the batch's Kafka
+	// transaction, so each appears once.
+	DriftSample float64
+	// DriftInput is the drift role's input topic; required when
+	// DriftSample > 0. It must exist, with the events topic's partition
+	// count, before the stage starts.
+	DriftInput string
+	// DriftHeaderKey and DriftHeaderValue are the one header of every copy
+	// (the drift role's source header and its name for the events source;
+	// set by the command, since features does not import drift).
+	DriftHeaderKey, DriftHeaderValue string
 	// Task is the base runtime configuration of both stages (batching,
 	// write-back, timeouts, InstanceID, OnBrokerWiped). New sets its
 	// Client, Group, Store, Topic and DataDir.
@@ -81,6 +98,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("features: --features-cache-states %d: want 1–10000000", c.CacheStates)
 	case c.ReadyMaxLag < 0:
 		return fmt.Errorf("features: ready max lag %d: want ≥ 0", c.ReadyMaxLag)
+	case !(c.DriftSample >= 0 && c.DriftSample <= 1):
+		return fmt.Errorf("features: drift sample %v: want 0–1", c.DriftSample)
+	case c.DriftSample > 0 && (c.DriftInput == "" || c.DriftHeaderKey == ""):
+		return errors.New("features: a drift sample needs the drift input topic and header")
 	}
 	if err := c.Dedup.Validate(); err != nil {
 		return err

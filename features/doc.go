@@ -30,7 +30,12 @@
 //     changed user is encoded once and Put; the Deduper's changed segments
 //     are Put under 'd'+seq and their list under 'D' (Batch has no scan:
 //     the first batch of a partition reads 'D' and restores the Deduper
-//     lazily). Users are stored under 'u'+id.
+//     lazily). Users are stored under 'u'+id. With Config.DriftSample > 0
+//     the stage first copies every record of the drift sample's users
+//     (task.Forwarder's rule: FNV-1a of the key), unchanged and marked with
+//     the drift role's source header, to the drift role's input topic in
+//     the same transaction: the drift role then needs no second reader of
+//     the whole events topic (see drift.RoleConfig.ForwardEvents).
 //   - item stage (group eddy-features-items, source features.item-updates,
 //     read_committed, so an update appears once): ItemState.ApplyUpdate,
 //     items stored under 'i'+id.

@@ -28,6 +28,7 @@ type metrics struct {
 	}
 	late, tooLate      prometheus.Counter
 	snapshots          prometheus.Counter
+	driftCopies        prometheus.Counter
 	pendingSnapshots   prometheus.Gauge
 	processSeconds     prometheus.Histogram
 	itemProcessSeconds prometheus.Histogram
@@ -72,6 +73,10 @@ func newMetrics(reg prometheus.Registerer, p *Process) (*metrics, error) {
 	m.snapshots = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "eddy_features_snapshots_total",
 		Help: "User snapshots published to the snapshot topic.",
+	})
+	m.driftCopies = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "eddy_features_drift_copies_total",
+		Help: "Events of the drift sample's users copied to the drift role's input topic.",
 	})
 	m.pendingSnapshots = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "eddy_features_snapshots_pending",
@@ -118,7 +123,7 @@ func newMetrics(reg prometheus.Registerer, p *Process) (*metrics, error) {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.events.vec, m.itemUpdates.vec, m.late, m.tooLate, m.snapshots, m.pendingSnapshots,
+	return []prometheus.Collector{m.events.vec, m.itemUpdates.vec, m.late, m.tooLate, m.snapshots, m.driftCopies, m.pendingSnapshots,
 		m.processSeconds, m.itemProcessSeconds, m.batchCycle, m.itemBatchCycle}
 }
 

@@ -66,7 +66,7 @@ type Process struct {
 	userViews, itemViews overlays
 
 	stats struct {
-		events, duplicates, invalid, itemUpdates, replays, snapshots atomic.Uint64
+		events, duplicates, invalid, itemUpdates, replays, snapshots, driftCopies atomic.Uint64
 	}
 
 	mu     sync.Mutex
@@ -82,6 +82,7 @@ type Stats struct {
 	ItemUpdates uint64 // item updates applied
 	Replays     uint64 // item updates dropped as already applied
 	Snapshots   uint64 // user snapshots published
+	DriftCopies uint64 // events copied to the drift input (Config.DriftSample)
 }
 
 // Stats returns the counters. They count batches processed, including a
@@ -94,6 +95,7 @@ func (p *Process) Stats() Stats {
 		ItemUpdates: p.stats.itemUpdates.Load(),
 		Replays:     p.stats.replays.Load(),
 		Snapshots:   p.stats.snapshots.Load(),
+		DriftCopies: p.stats.driftCopies.Load(),
 	}
 }
 
@@ -284,6 +286,10 @@ type userProc struct {
 	dedup     *Deduper
 	dedupSeqs []uint64
 
+	// drift copies the events of the drift role's sampled users to its
+	// input topic (nil: Config.DriftSample is 0).
+	drift *task.Forwarder
+
 	dec     event.DecodeOptions
 	recTime time.Time
 	kbuf    []byte
@@ -304,6 +310,24 @@ func (p *Process) newUserProc(partition int32) (task.Processor, error) {
 	// The future-skew rule is checked against the record's timestamp, not
 	// the wall clock, so that a replay decides as the first pass did.
 	u.dec.Now = func() time.Time { return u.recTime }
+	if c := p.cfg; c.DriftSample > 0 {
+		u.drift = task.NewForwarder(task.ForwardConfig{
+			To:     c.DriftInput,
+			Header: kgo.RecordHeader{Key: c.DriftHeaderKey, Value: []byte(c.DriftHeaderValue)},
+			Sample: c.DriftSample,
+			// As the drift role's own forwarder: a record without a key
+			// is decoded to find its user; one that does not decode is
+			// not copied.
+			KeyOf: func(v []byte) ([]byte, bool) {
+				e, err := event.Decode(v, event.DecodeOptions{})
+				return []byte(e.UserID), err == nil
+			},
+			Observe: func(_, copied, _ int) {
+				p.stats.driftCopies.Add(uint64(copied))
+				p.m.driftCopies.Add(float64(copied))
+			},
+		})
+	}
 	p.userViews.set(partition, u.ov)
 	return u, nil
 }
@@ -318,8 +342,11 @@ func (u *userProc) Close() error {
 // Process applies a batch of events: decode and validate (invalid records
 // go to the DLQ), drop duplicates, apply to the user's state, forward an
 // ItemUpdate; then store each changed user once, publish due snapshots and
-// persist the de-duplicator's changed segments.
-func (u *userProc) Process(_ context.Context, recs []*kgo.Record, b *task.Batch) error {
+// persist the de-duplicator's changed segments. With a drift sample it
+// first copies the records of sampled users, every one as read (invalid
+// records and duplicates too, as the drift role's own forwarder does: the
+// drift role decodes and counts them), to the drift input topic.
+func (u *userProc) Process(ctx context.Context, recs []*kgo.Record, b *task.Batch) error {
 	m := u.p.m
 	start := time.Now()
 	if !u.last.IsZero() {
@@ -333,6 +360,11 @@ func (u *userProc) Process(_ context.Context, recs []*kgo.Record, b *task.Batch)
 	}
 	if u.dedup == nil {
 		if err := u.loadDedup(b); err != nil {
+			return err
+		}
+	}
+	if u.drift != nil {
+		if err := u.drift.Process(ctx, recs, b); err != nil {
 			return err
 		}
 	}
