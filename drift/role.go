@@ -69,6 +69,19 @@ type RoleConfig struct {
 	// MaxLag is the source lag (records) up to which the role is ready
 	// (default 10,000).
 	MaxLag int64
+	// ForwardEvents runs the role's own events forwarder (default true):
+	// a consumer of the whole events topic that copies the sampled users'
+	// events to Input. False leaves that copy to the process role's user
+	// stage (features.Config.DriftSample), which already reads every event
+	// and copies the same users' records, with SourceHeader "events", in
+	// its own batch transaction: the drift role then reads only Input and
+	// the served lists, and costs the pipeline a hash per event instead of
+	// a second read of the events topic. The process stage's sample must
+	// then equal Drift.Window.Sample (a larger one is cut down to it by the
+	// partitions; a smaller one leaves the role observing fewer users than
+	// it was told). Events still names the events topic: Input gets its
+	// partition count.
+	ForwardEvents bool
 }
 
 // DefaultRoleConfig returns the defaults around cfg.
@@ -77,6 +90,7 @@ func DefaultRoleConfig(cfg Config) RoleConfig {
 		Drift: cfg, Runtime: task.DefaultConfig(), Group: "eddy-drift",
 		SnapshotBytes: 4 << 20, IdleWindows: 3, IdleTimeout: 5 * time.Minute,
 		AlignSpan: 15 * time.Minute, AlignMaxRecords: 50_000, MaxLag: 10_000,
+		ForwardEvents: true,
 	}
 }
 
@@ -102,7 +116,7 @@ func (c *RoleConfig) Validate() error {
 
 // Role is the streaming drift role: four task runtimes in one process.
 //
-//	eddy.events ─▶ [task.Forwarder: sample by user] ─┐
+//	eddy.events ─▶ [task.Forwarder: sample by user] ─┐  (or the process role's user stage, ForwardEvents false)
 //	                                                 ├─▶ drift.input (keyed by user)
 //	eddy.recs ───▶ [task.Forwarder: sample by user] ─┘
 //	drift.input ─▶ [PartitionProcessor: aligner + Partition, per partition] ─▶ drift.windows (1 partition)
@@ -161,22 +175,27 @@ func NewRole(cfg RoleConfig, reg prometheus.Registerer, log *slog.Logger) (*Role
 	return &Role{cfg: cfg, schema: s, metrics: m, counters: c, reg: reg, log: log.With("role", "drift")}, nil
 }
 
-// Run creates the internal topics, starts the four runtimes and runs until
-// ctx ends (nil) or one of them fails (its error; the others are stopped).
+// Run creates the internal topics, starts the runtimes (four, or three
+// without ForwardEvents) and runs until ctx ends (nil) or one of them
+// fails (its error; the others are stopped).
 func (r *Role) Run(ctx context.Context) error {
-	parts, err := r.ensureTopics(ctx)
+	parts, err := EnsureTopics(ctx, r.cfg.Runtime.Client, r.cfg.Topics, r.log)
 	if err != nil {
 		return err
 	}
 	t := r.cfg.Topics
-	stages := []struct {
+	type stage struct {
 		name, topic string
 		factory     task.ProcessorFactory
 		small       bool
-	}{
-		{"events", t.Events, func(int32) (task.Processor, error) {
+	}
+	var stages []stage
+	if r.cfg.ForwardEvents {
+		stages = append(stages, stage{"events", t.Events, func(int32) (task.Processor, error) {
 			return newForwardProcessor(SourceEvents, r.schema.cfg.Window.Sample, t.Input, r.counters), nil
-		}, true},
+		}, true})
+	}
+	stages = append(stages, []stage{
 		{"recs", t.Recs, func(int32) (task.Processor, error) {
 			return newForwardProcessor(SourceRecs, r.schema.cfg.Window.Sample, t.Input, r.counters), nil
 		}, true},
@@ -186,7 +205,7 @@ func (r *Role) Run(ctx context.Context) error {
 		{"monitor", t.Windows, func(int32) (task.Processor, error) {
 			return newMonitorProcessor(r.schema, parts, &r.cfg, r.metrics, r.counters, r.log), nil
 		}, false},
-	}
+	}...)
 	var rts []*task.Runtime
 	for _, st := range stages {
 		c := r.cfg.Runtime
@@ -214,7 +233,7 @@ func (r *Role) Run(ctx context.Context) error {
 	r.mu.Lock()
 	r.runtimes = rts
 	r.mu.Unlock()
-	r.log.Info("drift role starting", "input_partitions", parts, "signals", len(r.schema.signals),
+	r.log.Info("drift role starting", "input_partitions", parts, "signals", len(r.schema.signals), "forward_events", r.cfg.ForwardEvents,
 		"sample", r.schema.cfg.Window.Sample, "window", time.Duration(r.schema.cfg.Window.Size),
 		"window_events", r.schema.cfg.Window.Events, "reference_windows", r.schema.cfg.ReferenceWindows)
 	g, gctx := errgroup.WithContext(ctx)
@@ -249,10 +268,18 @@ func (r *Role) Ready() bool {
 // Metrics returns the role's drift metrics.
 func (r *Role) Metrics() *Metrics { return r.metrics }
 
-// ensureTopics creates the internal topics; the input topic gets the events
-// topic's partition count, which it returns.
-func (r *Role) ensureTopics(ctx context.Context) (int32, error) {
-	cl, err := r.cfg.Runtime.Client.NewClient()
+// EnsureTopics creates the role's internal topics unless they exist: Input
+// with the events topic's partition count (and replication), and Windows,
+// when named, with one partition. It returns the input topic's partition
+// count (an existing input topic decides). Role.Run calls it; a process
+// role that copies events into Input (ForwardEvents false) calls it before
+// it starts, so that the topic exists with the right partitions before
+// anything writes to it — whichever role starts first creates it.
+func EnsureTopics(ctx context.Context, client stream.ClientConfig, t RoleTopics, log *slog.Logger) (int32, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	cl, err := client.NewClient()
 	if err != nil {
 		return 0, fmt.Errorf("drift: %w", err)
 	}
@@ -260,34 +287,37 @@ func (r *Role) ensureTopics(ctx context.Context) (int32, error) {
 	adm := kadm.NewClient(cl)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	td, err := adm.ListTopics(ctx, r.cfg.Topics.Events)
+	td, err := adm.ListTopics(ctx, t.Events)
 	if err != nil {
-		return 0, fmt.Errorf("drift: describe %s: %w", r.cfg.Topics.Events, err)
+		return 0, fmt.Errorf("drift: describe %s: %w", t.Events, err)
 	}
-	ev, ok := td[r.cfg.Topics.Events]
+	ev, ok := td[t.Events]
 	if !ok || ev.Err != nil || len(ev.Partitions) == 0 {
-		return 0, fmt.Errorf("drift: source topic %s not found (create Eddy's topics first)", r.cfg.Topics.Events)
+		return 0, fmt.Errorf("drift: source topic %s not found (create Eddy's topics first)", t.Events)
 	}
 	parts := int32(len(ev.Partitions))
 	rf := int16(ev.Partitions.NumReplicas())
 	week := strconv.FormatInt((7 * 24 * time.Hour).Milliseconds(), 10)
 	day := strconv.FormatInt((24 * time.Hour).Milliseconds(), 10)
-	st, err := stream.EnsureTopics(ctx, adm, []stream.TopicSpec{
-		{Name: r.cfg.Topics.Input, Partitions: parts, ReplicationFactor: rf, Configs: map[string]string{"retention.ms": day}},
-		{Name: r.cfg.Topics.Windows, Partitions: 1, ReplicationFactor: rf, Configs: map[string]string{"retention.ms": week}},
-	})
+	specs := []stream.TopicSpec{
+		{Name: t.Input, Partitions: parts, ReplicationFactor: rf, Configs: map[string]string{"retention.ms": day}},
+	}
+	if t.Windows != "" {
+		specs = append(specs, stream.TopicSpec{Name: t.Windows, Partitions: 1, ReplicationFactor: rf, Configs: map[string]string{"retention.ms": week}})
+	}
+	st, err := stream.EnsureTopics(ctx, adm, specs)
 	if err != nil {
 		return 0, fmt.Errorf("drift: create internal topics: %w", err)
 	}
 	for _, s := range st {
 		if s.Created {
-			r.log.Info("topic created", "topic", s.Spec.Name, "partitions", s.Spec.Partitions)
+			log.Info("topic created", "topic", s.Spec.Name, "partitions", s.Spec.Partitions)
 		}
-		if s.Spec.Name == r.cfg.Topics.Input && s.Partitions > 0 {
+		if s.Spec.Name == t.Input && s.Partitions > 0 {
 			parts = s.Partitions // an existing input topic decides
 		}
 		if s.Mismatch != "" {
-			r.log.Warn("topic differs from layout", "topic", s.Spec.Name, "detail", s.Mismatch)
+			log.Warn("topic differs from layout", "topic", s.Spec.Name, "detail", s.Mismatch)
 		}
 	}
 	return parts, nil

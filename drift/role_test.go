@@ -18,6 +18,7 @@ import (
 	"github.com/eddyrec/eddy/event"
 	"github.com/eddyrec/eddy/internal/synth"
 	"github.com/eddyrec/eddy/internal/testkafka"
+	"github.com/eddyrec/eddy/stream/task"
 )
 
 // roleTestConfig is a small drift configuration for runtime tests:
@@ -221,6 +222,53 @@ func TestRoleMatchesOffline(t *testing.T) {
 	}
 	if !slices.Contains(rqs[0].Signals, "consumed_item_rank") {
 		t.Errorf("retrain request signals %v lack consumed_item_rank", rqs[0].Signals)
+	}
+}
+
+// TestRoleEventsFromInput: without ForwardEvents the role reads events
+// only from its input topic, where the process role's user stage copies
+// the sampled users' records with SourceHeader "events": with the whole
+// stream in the events topic and only the sampled copies in the input, it
+// gives the offline reports of the sampled stream, each event counted
+// once.
+func TestRoleEventsFromInput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runtime test: several seconds on kfake")
+	}
+	cfg := roleTestConfig(t)
+	cfg.Window.Sample = 0.5
+	cfg.MinSamples = 50
+	evs := roleTestStream(t, 15_000) // 5 windows
+	k := testkafka.Start(t, 2)
+	rc := roleConfigFor(t, k, t.TempDir(), cfg)
+	rc.AlignSpan = 0 // no served lists to wait for
+	rc.ForwardEvents = false
+	parts, err := EnsureTopics(context.Background(), rc.Runtime.Client, rc.Topics, nil)
+	if err != nil || parts != 2 {
+		t.Fatalf("EnsureTopics: %d partitions, %v; want 2", parts, err)
+	}
+	produceEvents(t, k, evs) // not read by the role
+	sampled := task.NewForwarder(task.ForwardConfig{Sample: cfg.Window.Sample})
+	hdr := []kgo.RecordHeader{{Key: SourceHeader, Value: []byte("events")}}
+	var copies []*kgo.Record
+	for i := range evs {
+		if sampled.Sampled([]byte(evs[i].UserID)) {
+			copies = append(copies, &kgo.Record{Topic: rc.Topics.Input, Key: []byte(evs[i].UserID), Value: evs[i].AppendJSON(nil), Headers: hdr})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := k.NewClient(t).ProduceSync(ctx, copies...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	want := offlineReports(t, cfg, evs, 2)
+	if len(want) < 3 {
+		t.Fatalf("offline run judged only %d windows", len(want))
+	}
+	runRoleUntil(t, k, rc, len(want))
+	compareReports(t, readReports(t, k, rc.Topics.Reports), want)
+	if n := len(k.ReadAll(t, rc.Topics.Input)); n != len(copies) {
+		t.Fatalf("input topic holds %d records, want the %d copies: the role forwarded events itself", n, len(copies))
 	}
 }
 
