@@ -1,0 +1,221 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eddyrec/eddy/internal/testkafka"
+	"github.com/eddyrec/eddy/learner/modelrec"
+	"github.com/eddyrec/eddy/stream"
+)
+
+// produceModel writes a small model straight to the model topics: items
+// i0… with popularity falling with the index, users u0…, and a ranker
+// record, so that the online policy re-ranks and logs features.
+func produceModel(t *testing.T, k *testkafka.Kafka, items, users, dim int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rng := rand.New(rand.NewPCG(7, 7))
+	now := time.Now().UnixMilli()
+	vec := func() []float32 {
+		v := make([]float32, dim)
+		for d := range v {
+			v[d] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	var recs []*kgo.Record
+	add := func(topic, key string, v *modelrec.Vector) {
+		b, err := modelrec.AppendVector(nil, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: k.Layout.Name(topic), Key: []byte(key), Value: b})
+	}
+	for i := range items {
+		add(stream.TopicModelItems, fmt.Sprint("i", i), &modelrec.Vector{Kind: modelrec.KindItem, ModelVersion: 1, TsMillis: now,
+			Vec: vec(), Popularity: float32(100 / float64(i+1)), Impressions: float32(1000 / float64(i+1))})
+	}
+	for u := range users {
+		add(stream.TopicModelUsers, fmt.Sprint("u", u), &modelrec.Vector{Kind: modelrec.KindUser, ModelVersion: 1, TsMillis: now, Vec: vec(), Updates: 5})
+	}
+	rk, err := modelrec.EncodeRanker(&modelrec.Ranker{Schema: modelrec.RankerSchemaVersion, ModelVersion: 1, TsMillis: now,
+		Features: []string{modelrec.FeatureMFScore, modelrec.FeatureItemLogPopularity}, Weights: []float64{1, 0.5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs = append(recs, &kgo.Record{Topic: k.Layout.Name(stream.TopicModelRanker), Key: []byte("ranker"), Value: rk})
+	if err := k.NewClient(t).ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type variantList struct {
+	UserID    string `json:"user_id"`
+	RequestID string `json:"request_id"`
+	Variant   string `json:"variant"`
+	Fallback  bool   `json:"fallback"`
+	Items     []struct {
+		ItemID string `json:"item_id"`
+	} `json:"items"`
+}
+
+// TestVariantsReportAB: eddy serve --variants splits users between an
+// online and a popularity arm, every user always in the same one; clicks
+// and watches answering the served lists (with duplicates and repeats the
+// join must not count) go to the events topic; eddy report ab --json
+// counts exactly the lists, impressions, clicks and watch seconds served
+// and produced per variant.
+func TestVariantsReportAB(t *testing.T) {
+	k := testkafka.Start(t, 2)
+	const items, users, k10 = 60, 150, 5
+	produceModel(t, k, items, users, 8)
+	addr := freeAddr(t)
+	brokers := strings.Join(k.Brokers, ",")
+	srv := startEddy(t, nil, "serve", "--brokers", brokers, "--topic-prefix", k.Layout.Prefix,
+		"--partitions", fmt.Sprint(k.Layout.Partitions), "--http-addr", addr, "--log-format", "json",
+		"--variants", "online=1,popularity=1")
+	waitReady(t, srv, "http://"+addr+"/readyz", 60*time.Second)
+
+	get := func(user string) variantList {
+		t.Helper()
+		resp, err := http.Get(fmt.Sprintf("http://%s/v1/recommendations?k=%d&user_id=%s", addr, k10, user))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		var l variantList
+		if resp.StatusCode != 200 || json.Unmarshal(body, &l) != nil {
+			t.Fatalf("recommendations for %s: %d %s", user, resp.StatusCode, body)
+		}
+		return l
+	}
+	type tally struct {
+		lists, impressions, clicks int64
+		watch                      float64
+	}
+	want := map[string]*tally{"online": {}, "popularity": {}}
+	variantOf := map[string]string{}
+	var events []*kgo.Record
+	ts := time.Now().UnixMilli()
+	ev := func(id, user, item, typ, req string, value float64) {
+		v := fmt.Sprintf(`{"event_id":%q,"user_id":%q,"item_id":%q,"type":%q,"ts":%d,"request_id":%q,"value":%v}`, id, user, item, typ, ts, req, value)
+		events = append(events, &kgo.Record{Topic: k.Layout.Name(stream.TopicEvents), Key: []byte(user), Value: []byte(v),
+			Headers: []kgo.RecordHeader{{Key: "eddy-schema", Value: []byte("event/v1")}}})
+	}
+	// Users u0… are in the model; n0… are not (the online arm falls back
+	// for them, the popularity arm serves them its list).
+	for round := range 3 {
+		for u := range users + 20 {
+			user := fmt.Sprint("u", u)
+			if u >= users {
+				user = fmt.Sprint("n", u)
+			}
+			l := get(user)
+			if prev, ok := variantOf[user]; ok && prev != l.Variant {
+				t.Fatalf("user %s served by %s, then by %s", user, prev, l.Variant)
+			}
+			variantOf[user] = l.Variant
+			w := want[l.Variant]
+			if w == nil {
+				t.Fatalf("variant %q not configured", l.Variant)
+			}
+			if l.Fallback != (l.Variant == "online" && u >= users) {
+				t.Fatalf("user %s in %s: fallback %v", user, l.Variant, l.Fallback)
+			}
+			w.lists++
+			w.impressions += int64(len(l.Items))
+			if len(l.Items) != k10 {
+				t.Fatalf("user %s: %d items", user, len(l.Items))
+			}
+			// Engagements: a click on one item of every other list, twice
+			// with the same event id and once more with a new one (one
+			// click counts); a watch of another on every third, plus an
+			// event for an item the list did not serve.
+			id := fmt.Sprintf("%d-%s", round, user)
+			if (u+round)%2 == 0 {
+				it := l.Items[(u+round)%k10].ItemID
+				ev("c"+id, user, it, "click", l.RequestID, 0)
+				ev("c"+id, user, it, "click", l.RequestID, 0)
+				ev("c2"+id, user, it, "click", l.RequestID, 0)
+				w.clicks++
+			}
+			if (u+round)%3 == 0 {
+				secs := float64(10 + u%7)
+				ev("w"+id, user, l.Items[0].ItemID, "watch", l.RequestID, secs)
+				w.watch += secs
+			}
+			ev("x"+id, user, "not-served", "click", l.RequestID, 0)
+		}
+	}
+	for name, w := range want {
+		if w.lists == 0 {
+			t.Fatalf("variant %s served no list among %d users", name, len(variantOf))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := k.NewClient(t).ProduceSync(ctx, events...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// The served lists reach the recs topic asynchronously.
+	total := want["online"].lists + want["popularity"].lists
+	deadline := time.Now().Add(20 * time.Second)
+	for n := int64(0); n < total; n = int64(metricValue(t, addr, "eddy_scorer_recs_published_total")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d served lists published", n, total)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for name, w := range want {
+		if got := metricValue(t, addr, fmt.Sprintf(`eddy_scorer_requests_total{code="200",variant=%q}`, name)); got != float64(w.lists) {
+			t.Errorf("requests_total of %s: %v, want %d", name, got, w.lists)
+		}
+	}
+
+	stdout, stderr := runEddy(t, 30*time.Second, "report", "ab", "--json", "--control", "online",
+		"--brokers", brokers, "--topic-prefix", k.Layout.Prefix)
+	var rep struct {
+		Control  string `json:"control"`
+		Variants map[string]struct {
+			Lists        int64      `json:"lists"`
+			Fallback     int64      `json:"fallback_lists"`
+			Impressions  int64      `json:"impressions"`
+			Clicks       int64      `json:"clicks"`
+			CTR          float64    `json:"ctr"`
+			CTRCI        [2]float64 `json:"ctr_ci"`
+			WatchSeconds float64    `json:"watch_sec"`
+			VsControl    *struct {
+				P float64 `json:"p_value"`
+			} `json:"vs_control"`
+		} `json:"variants"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("report: %v\n%s\n%s", err, stdout, stderr)
+	}
+	if rep.Control != "online" || len(rep.Variants) != 2 {
+		t.Fatalf("report %s", stdout)
+	}
+	for name, w := range want {
+		got := rep.Variants[name]
+		if got.Lists != w.lists || got.Impressions != w.impressions || got.Clicks != w.clicks || got.WatchSeconds != w.watch ||
+			!(got.CTRCI[0] <= got.CTR && got.CTR <= got.CTRCI[1]) || (name == "popularity") != (got.VsControl != nil) {
+			t.Errorf("%s: report %+v, want %+v\n%s", name, got, *w, stderr)
+		}
+	}
+	if !strings.Contains(stderr, "served lists read") {
+		t.Errorf("no summary on stderr: %q", stderr)
+	}
+	t.Logf("users per variant over %d users; report: %s", len(variantOf), strings.TrimSpace(stdout))
+}
