@@ -15,6 +15,7 @@ import (
 
 	"github.com/eddyrec/eddy/connectors/webhook"
 	"github.com/eddyrec/eddy/drift"
+	"github.com/eddyrec/eddy/features"
 	"github.com/eddyrec/eddy/internal/httpserver"
 	"github.com/eddyrec/eddy/stream"
 	"github.com/eddyrec/eddy/stream/task"
@@ -48,7 +49,18 @@ type driftFlags struct {
 	idleWindows  int
 	alignSpan    time.Duration
 	wipeReset    bool
+	eventsFrom   string
 }
+
+// Values of --events-from: where the drift role gets the sampled users'
+// events.
+const (
+	// driftEventsForward: its own forwarder reads the whole events topic.
+	driftEventsForward = "forward"
+	// driftEventsProcess: the process role's user stage copies them into
+	// the drift input topic (features.Config.DriftSample).
+	driftEventsProcess = "process"
+)
 
 func (f *driftFlags) register(fs *flag.FlagSet, prefix string) {
 	f.prefix = prefix
@@ -62,6 +74,8 @@ func (f *driftFlags) register(fs *flag.FlagSet, prefix string) {
 	fs.IntVar(&f.idleWindows, prefix+"idle-windows", 3, "windows a partition may lag the most advanced one before it is treated as idle (event-time windows)")
 	fs.DurationVar(&f.alignSpan, prefix+"align-span", 15*time.Minute, "event time one source (events, served lists) waits for the other in a partition: a stopped scorer delays event signals this long; 0 disables alignment")
 	fs.BoolVar(&f.wipeReset, prefix+"reset-on-wiped-broker", false, "drop local drift state when the broker's log was wiped (default: stop with an error)")
+	f.eventsFrom = driftEventsForward
+	fs.StringVar(&f.eventsFrom, prefix+"events-from", f.eventsFrom, "where the sampled users' events come from: forward (the role reads the whole events topic) or process (eddy process --drift-sample copies them into the input topic; same sample and group required)")
 }
 
 // driftSettings is the resolved configuration of the drift role.
@@ -99,6 +113,13 @@ func (f *driftFlags) config(fs *flag.FlagSet) (driftSettings, error) {
 	}
 	rc := drift.DefaultRoleConfig(dcfg)
 	rc.Group, rc.IdleWindows, rc.AlignSpan = f.group, f.idleWindows, f.alignSpan
+	switch f.eventsFrom {
+	case driftEventsForward:
+	case driftEventsProcess:
+		rc.ForwardEvents = false
+	default:
+		return driftSettings{}, usageError{fmt.Errorf("--%sevents-from %q: want forward or process", f.prefix, f.eventsFrom)}
+	}
 	rc.Runtime.InstanceID = f.instanceID
 	if f.wipeReset {
 		rc.Runtime.OnBrokerWiped = task.WipeReset
@@ -140,6 +161,12 @@ Internally the role runs four consumer groups (<group>-events, -recs,
 -windows, -monitor) and two topics of its own (<prefix><group>-input,
 <prefix><group>-windows); state lives under <data-dir>/state and survives
 kill -9: reports and requests are produced exactly once.
+
+--events-from process drops the <group>-events stage, which reads the whole
+events topic a second time (most of the role's cost): 'eddy process
+--drift-sample S --drift-group G' then copies the sampled users' events into
+<prefix><G>-input in its own transactions. S must equal --sample (or the
+config's window.sample) and G --group. 'eddy up' does this by default.
 
 Without --brokers it uses the broker on --embedded-broker-addr, or starts the
 embedded broker in this process.`,
@@ -186,6 +213,50 @@ embedded broker in this process.`,
 	}
 }
 
+// driftTopics names the drift role's topics for its base group.
+func driftTopics(kf *kafkaFlags, group string) drift.RoleTopics {
+	return drift.RoleTopics{
+		Events: kf.layout.Name(stream.TopicEvents),
+		Recs:   kf.layout.Name(stream.TopicRecs),
+		// Named after the group: two drift deployments on one cluster
+		// must not feed each other's input.
+		Input:   kf.layout.Name(group + "-input"),
+		Windows: kf.layout.Name(group + "-windows"),
+		Reports: kf.layout.Name(stream.TopicDrift),
+		Control: kf.layout.Name(stream.TopicControl),
+	}
+}
+
+// setDriftCopy makes the process role's user stage copy the events of the
+// drift role's sampled users (share sample, the drift role's window
+// sample) into the input topic of the drift role with base group group,
+// marked as the drift role's own events forwarder marks them.
+func setDriftCopy(cfg *features.Config, kf *kafkaFlags, sample float64, group string) {
+	cfg.DriftSample = sample
+	cfg.DriftInput = driftTopics(kf, group).Input
+	cfg.DriftHeaderKey, cfg.DriftHeaderValue = drift.SourceHeader, drift.SourceEvents.String()
+}
+
+// checkDriftCopy reports whether the process role copies exactly what a
+// drift role in process mode (ForwardEvents false) expects: the same
+// sample of users into its input topic. In `eddy up` both come from the
+// drift flags, so a mismatch is a wiring bug.
+func checkDriftCopy(fc features.Config, rc drift.RoleConfig, topics drift.RoleTopics) error {
+	if rc.ForwardEvents {
+		if fc.DriftSample > 0 {
+			return errors.New("drift: the process role copies events for a drift role that forwards its own (each sampled event would be counted twice)")
+		}
+		return nil
+	}
+	switch {
+	case fc.DriftSample != rc.Drift.Window.Sample:
+		return fmt.Errorf("drift: the process role samples %v of users for drift, the drift role %v: they must be equal", fc.DriftSample, rc.Drift.Window.Sample)
+	case fc.DriftInput != topics.Input:
+		return fmt.Errorf("drift: the process role copies events to %s, the drift role reads %s", fc.DriftInput, topics.Input)
+	}
+	return nil
+}
+
 // startDrift starts the drift role in the background (`eddy up`). A role
 // that fails is logged and reported through readiness; it is not
 // restarted (a broken state or a fenced producer needs an operator). The
@@ -199,16 +270,7 @@ func startDriftWith(ctx context.Context, kf *kafkaFlags, cfg driftSettings, srv 
 	rc := cfg.Role
 	rc.Runtime.Client = kf.client
 	rc.Runtime.DataDir = filepath.Join(kf.dataDir, "state")
-	rc.Topics = drift.RoleTopics{
-		Events: kf.layout.Name(stream.TopicEvents),
-		Recs:   kf.layout.Name(stream.TopicRecs),
-		// Named after the group: two drift deployments on one cluster
-		// must not feed each other's input.
-		Input:   kf.layout.Name(rc.Group + "-input"),
-		Windows: kf.layout.Name(rc.Group + "-windows"),
-		Reports: kf.layout.Name(stream.TopicDrift),
-		Control: kf.layout.Name(stream.TopicControl),
-	}
+	rc.Topics = driftTopics(kf, rc.Group)
 	var sink *webhook.Sink
 	if cfg.WebhookURL != "" {
 		s, err := webhook.New(webhook.DefaultConfig(cfg.WebhookURL), reg, log.With("sink", "webhook"))

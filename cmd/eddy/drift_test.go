@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/eddyrec/eddy/drift"
+	"github.com/eddyrec/eddy/features"
 	"github.com/eddyrec/eddy/stream/task"
 )
 
@@ -59,6 +60,17 @@ func TestDriftFlagsConfig(t *testing.T) {
 				t.Errorf("config %+v", c.Window)
 			}
 		}, false},
+		{"events from process", "", []string{"--events-from", "process"}, func(t *testing.T, s driftSettings) {
+			if s.Role.ForwardEvents {
+				t.Error("--events-from process: the role still forwards events")
+			}
+		}, false},
+		{"events forwarded by default", "", nil, func(t *testing.T, s driftSettings) {
+			if !s.Role.ForwardEvents {
+				t.Error("eddy drift does not forward events by default")
+			}
+		}, false},
+		{"bad events-from", "", []string{"--events-from", "kafka"}, nil, true},
 		{"bad sample", "", []string{"--sample", "0"}, nil, true},
 		{"bad webhook", "", []string{"--webhook-url", "ftp://x"}, nil, true},
 		{"missing config", "", []string{"--drift-config", filepath.Join(t.TempDir(), "nope.yaml")}, nil, true},
@@ -99,5 +111,55 @@ func TestNewDriftCommandFlags(t *testing.T) {
 	}
 	if cmd.Name != "drift" || cmd.FlagSet.Lookup("http-addr") == nil {
 		t.Fatal("drift command lacks its name or flags")
+	}
+}
+
+// TestUpDriftCopy: `eddy up` feeds the drift role from the process role's
+// user stage by default — same sample, the drift group's input topic, the
+// drift header — and --drift-events-from forward turns the copy off.
+func TestUpDriftCopy(t *testing.T) {
+	cases := []struct {
+		args       []string
+		wantSample float64
+		wantInput  string
+	}{
+		{nil, defaultDriftSample, "eddy.eddy-drift-input"},
+		{[]string{"--drift-sample", "0.2", "--drift-group", "g"}, 0.2, "eddy.g-input"},
+		{[]string{"--drift-events-from", "forward"}, 0, ""},
+	}
+	for _, tc := range cases {
+		fs := flag.NewFlagSet("up", flag.ContinueOnError)
+		var uf upFlags
+		uf.register(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		r, err := uf.roles(fs)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		fc := r.features
+		if fc.DriftSample != tc.wantSample || fc.DriftInput != tc.wantInput || r.drift.Role.ForwardEvents != (tc.wantSample == 0) {
+			t.Errorf("%v: process copies %v to %q, drift forwards events %v", tc.args, fc.DriftSample, fc.DriftInput, r.drift.Role.ForwardEvents)
+		}
+		if tc.wantSample > 0 && (fc.DriftHeaderKey != drift.SourceHeader || fc.DriftHeaderValue != "events") {
+			t.Errorf("%v: copies marked %s=%s", tc.args, fc.DriftHeaderKey, fc.DriftHeaderValue)
+		}
+		if r.drift.Role.Drift.Window.Sample != tc.wantSample && tc.wantSample > 0 {
+			t.Errorf("%v: drift samples %v, process %v", tc.args, r.drift.Role.Drift.Window.Sample, fc.DriftSample)
+		}
+	}
+	// A process sample that differs from the drift role's is refused.
+	rc := drift.DefaultRoleConfig(drift.DefaultConfig())
+	rc.ForwardEvents = false
+	rc.Drift.Window.Sample = 0.01
+	fc := features.DefaultConfig()
+	fc.DriftSample, fc.DriftInput = 0.02, "in"
+	if err := checkDriftCopy(fc, rc, drift.RoleTopics{Input: "in"}); err == nil {
+		t.Error("checkDriftCopy accepted samples 0.02 and 0.01")
+	}
+	rc.ForwardEvents = true
+	if err := checkDriftCopy(fc, rc, drift.RoleTopics{Input: "in"}); err == nil {
+		t.Error("checkDriftCopy accepted a copy for a forwarding drift role")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eddyrec/eddy/drift"
 	"github.com/eddyrec/eddy/features"
 	"github.com/eddyrec/eddy/internal/httpserver"
 	"github.com/eddyrec/eddy/stream"
@@ -31,6 +32,7 @@ func newProcessCommand() *ffcli.Command {
 	cfg.RegisterFlags(fs)
 	var pf processFlags
 	pf.register(fs, "")
+	pf.registerDrift(fs)
 	httpAddr := fs.String("http-addr", ":8081", "HTTP listen address")
 	drain := fs.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	return &ffcli.Command{
@@ -61,6 +63,14 @@ the state (new cluster id, or stored offsets beyond the log end) stops the
 command with exit code 1 (delete <data-dir>/state to start over), or, with
 --reset-on-wiped-broker, drops the state and starts over.
 
+--drift-sample S (0: off) also copies the events of a share S of users,
+chosen by a hash of user_id as the drift role chooses them, unchanged, to the
+input topic of the drift role with base group --drift-group
+(<prefix><group>-input, created here if missing), in the user stage's
+transaction: run 'eddy drift --events-from process --sample S' with the same
+S and group, and the drift role does not read the whole events topic a
+second time.
+
 Without --brokers it uses the broker on --embedded-broker-addr, or starts the
 embedded broker in this process.`,
 		FlagSet:   fs,
@@ -75,6 +85,9 @@ embedded broker in this process.`,
 				return err
 			}
 			pf.apply(&cfg)
+			if pf.driftSample != 0 {
+				setDriftCopy(&cfg, kf, pf.driftSample, pf.driftGroup)
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -119,6 +132,16 @@ embedded broker in this process.`,
 type processFlags struct {
 	instanceID string
 	wipeReset  bool
+	// driftSample and driftGroup are `eddy process` only: in `eddy up`
+	// the drift role's flags decide them.
+	driftSample float64
+	driftGroup  string
+}
+
+// registerDrift binds the flags of the copy to the drift role's input.
+func (f *processFlags) registerDrift(fs *flag.FlagSet) {
+	fs.Float64Var(&f.driftSample, "drift-sample", 0, "share of users whose events are copied to the drift role's input topic (0: none; must equal eddy drift --sample, with eddy drift --events-from process)")
+	fs.StringVar(&f.driftGroup, "drift-group", "eddy-drift", "base group of the drift role fed by --drift-sample (its input topic is <prefix><group>-input)")
 }
 
 func (f *processFlags) register(fs *flag.FlagSet, prefix string) {
@@ -174,6 +197,14 @@ func startProcessRole(ctx context.Context, kf *kafkaFlags, cfg features.Config, 
 	log = log.With("role", "process")
 	dir := filepath.Join(kf.dataDir, "state")
 	topics := processTopics(kf)
+	if cfg.DriftSample > 0 {
+		// The drift input must exist with the events topic's partition
+		// count before the user stage writes to it (an auto-created topic
+		// would get the broker's default and be lost on a kfake SIGKILL).
+		if _, err := drift.EnsureTopics(ctx, kf.client, drift.RoleTopics{Events: topics.Events, Input: cfg.DriftInput}, log); err != nil {
+			return nil, err
+		}
+	}
 	newProc := func() (*features.Process, error) {
 		return features.New(cfg, kf.client, topics, dir, reg, log)
 	}
@@ -193,7 +224,7 @@ func startProcessRole(ctx context.Context, kf *kafkaFlags, cfg features.Config, 
 		return r.cur.Load().Ready(ctx)
 	})
 	log.Info("process role starting", "state_dir", dir, "user_group", cfg.UserGroup, "item_group", cfg.ItemGroup,
-		"events", topics.Events, "snapshot_interval", cfg.SnapshotInterval)
+		"events", topics.Events, "snapshot_interval", cfg.SnapshotInterval, "drift_sample", cfg.DriftSample, "drift_input", cfg.DriftInput)
 
 	rctx, cancel := context.WithCancel(ctx)
 	r.cancel = cancel

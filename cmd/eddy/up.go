@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eddyrec/eddy/features"
@@ -45,6 +46,10 @@ func (f *upFlags) register(fs *flag.FlagSet) {
 	f.proc.register(fs, "process-")
 	f.drift.register(fs, "drift-")
 }
+	// All in one process: the process role's user stage copies the drift
+	// sample's events, so the drift role does not read every event again.
+	f.drift.eventsFrom = driftEventsProcess
+	fs.Lookup("drift-events-from").DefValue = driftEventsProcess
 
 // upRoles is the resolved configuration of the roles of `eddy up`.
 type upRoles struct {
@@ -82,6 +87,16 @@ func (f *upFlags) roles(fs *flag.FlagSet) (upRoles, error) {
 		return r, err
 	}
 	return r, nil
+	// With --drift-events-from process (the default) the user stage copies
+	// the events of the drift role's users: the same sample (the drift
+	// role's window sample, --drift-sample or the drift config's) into the
+	// drift role's input topic.
+	if rc := r.drift.Role; !rc.ForwardEvents {
+		setDriftCopy(&r.features, f.kf, rc.Drift.Window.Sample, rc.Group)
+	}
+	if err := checkDriftCopy(r.features, r.drift.Role, driftTopics(f.kf, r.drift.Role.Group)); err != nil {
+		return r, err
+	}
 }
 
 // upSystem is a started `eddy up`: a broker (the embedded one unless kf
@@ -89,6 +104,8 @@ func (f *upFlags) roles(fs *flag.FlagSet) (upRoles, error) {
 // that listens but does not serve yet.
 type upSystem struct {
 	srv *httpserver.Server
+	// reg holds every role's metrics.
+	reg *prometheus.Registry
 	// scorer is the scorer role's hot state.
 	scorer *scorer.State
 	// stops stop what was started, in order of starting.
@@ -114,6 +131,7 @@ func startUp(ctx context.Context, kf *kafkaFlags, r upRoles, httpAddr string, lo
 		return nil, err
 	}
 	reg := newRegistry()
+	u.reg = reg
 	u.srv = httpserver.New(httpAddr, reg, log)
 	starts := []func() (func(), error){
 		func() (func(), error) { return startIngest(kf, r.ingest, u.srv, reg, log) },
@@ -166,7 +184,9 @@ ingest (POST /v1/events), the feature store (GET /v1/users/{id}/features,
 GET /v1/items/{id}/features; runtime flags prefixed process-), the learner's
 user and item stages and its online ranker (flags prefixed learner-, e.g.
 --learner-label-window), the scorer
-(GET /v1/recommendations) and the drift monitor (flags prefixed drift-),
+(GET /v1/recommendations) and the drift monitor (flags prefixed drift-; the
+process role's user stage copies the events of the drift sample's users to
+it unless --drift-events-from forward),
 plus /healthz, /readyz and /metrics. With --demo it also
 feeds synthetic traffic (the generator of 'eddy gen', at --rate events/s)
 through the ingest API. State lives under --data-dir, so a restart continues
