@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eddyrec/eddy/features"
@@ -45,11 +44,11 @@ func (f *upFlags) register(fs *flag.FlagSet) {
 	f.fcfg.RegisterFlags(fs)
 	f.proc.register(fs, "process-")
 	f.drift.register(fs, "drift-")
-}
 	// All in one process: the process role's user stage copies the drift
 	// sample's events, so the drift role does not read every event again.
 	f.drift.eventsFrom = driftEventsProcess
 	fs.Lookup("drift-events-from").DefValue = driftEventsProcess
+}
 
 // upRoles is the resolved configuration of the roles of `eddy up`.
 type upRoles struct {
@@ -86,7 +85,6 @@ func (f *upFlags) roles(fs *flag.FlagSet) (upRoles, error) {
 	if r.drift, err = f.drift.config(fs); err != nil {
 		return r, err
 	}
-	return r, nil
 	// With --drift-events-from process (the default) the user stage copies
 	// the events of the drift role's users: the same sample (the drift
 	// role's window sample, --drift-sample or the drift config's) into the
@@ -97,6 +95,7 @@ func (f *upFlags) roles(fs *flag.FlagSet) (upRoles, error) {
 	if err := checkDriftCopy(r.features, r.drift.Role, driftTopics(f.kf, r.drift.Role.Group)); err != nil {
 		return r, err
 	}
+	return r, nil
 }
 
 // upSystem is a started `eddy up`: a broker (the embedded one unless kf
@@ -104,8 +103,6 @@ func (f *upFlags) roles(fs *flag.FlagSet) (upRoles, error) {
 // that listens but does not serve yet.
 type upSystem struct {
 	srv *httpserver.Server
-	// reg holds every role's metrics.
-	reg *prometheus.Registry
 	// scorer is the scorer role's hot state.
 	scorer *scorer.State
 	// stops stop what was started, in order of starting.
@@ -131,7 +128,6 @@ func startUp(ctx context.Context, kf *kafkaFlags, r upRoles, httpAddr string, lo
 		return nil, err
 	}
 	reg := newRegistry()
-	u.reg = reg
 	u.srv = httpserver.New(httpAddr, reg, log)
 	starts := []func() (func(), error){
 		func() (func(), error) { return startIngest(kf, r.ingest, u.srv, reg, log) },
