@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eddyrec/eddy/features"
@@ -103,6 +104,8 @@ func (f *upFlags) roles(fs *flag.FlagSet) (upRoles, error) {
 // that listens but does not serve yet.
 type upSystem struct {
 	srv *httpserver.Server
+	// reg holds every role's metrics.
+	reg *prometheus.Registry
 	// scorer is the scorer role's hot state.
 	scorer *scorer.State
 	// stops stop what was started, in order of starting.
@@ -128,6 +131,7 @@ func startUp(ctx context.Context, kf *kafkaFlags, r upRoles, httpAddr string, lo
 		return nil, err
 	}
 	reg := newRegistry()
+	u.reg = reg
 	u.srv = httpserver.New(httpAddr, reg, log)
 	starts := []func() (func(), error){
 		func() (func(), error) { return startIngest(kf, r.ingest, u.srv, reg, log) },
