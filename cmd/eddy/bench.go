@@ -26,7 +26,7 @@ import (
 func newBenchCommand() *ffcli.Command {
 	return &ffcli.Command{
 		Name:       "bench",
-		ShortUsage: "eddy bench <ingest|serve|process> [flags]",
+		ShortUsage: "eddy bench <ingest|serve|process|freshness> [flags]",
 		ShortHelp:  "measure whole pipelines (ingest, ...) on this machine",
 		FlagSet:    flag.NewFlagSet("eddy bench", flag.ContinueOnError),
 		UsageFunc:  usage,
@@ -34,6 +34,7 @@ func newBenchCommand() *ffcli.Command {
 			newBenchIngestCommand(),
 			newBenchServeCommand(),
 			newBenchProcessCommand(),
+			newBenchFreshnessCommand(),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

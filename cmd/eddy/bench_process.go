@@ -278,26 +278,30 @@ func histogramQuantile(mfs []*dto.MetricFamily, name string, q float64) float64 
 		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
 			continue
 		}
-		h := mf.GetMetric()[0].GetHistogram()
-		total := float64(h.GetSampleCount())
-		if total == 0 {
-			return 0
-		}
-		rank := q * total
-		prevBound, prevCount := 0.0, 0.0
-		for _, b := range h.GetBucket() {
-			c := float64(b.GetCumulativeCount())
-			if c >= rank {
-				if c == prevCount {
-					return b.GetUpperBound()
-				}
-				return prevBound + (b.GetUpperBound()-prevBound)*(rank-prevCount)/(c-prevCount)
-			}
-			prevBound, prevCount = b.GetUpperBound(), c
-		}
-		return prevBound // beyond the last finite bucket: report its bound
+		return quantileOf(mf.GetMetric()[0].GetHistogram(), q)
 	}
 	return 0
+}
+
+// quantileOf estimates quantile q of histogram h as histogramQuantile does.
+func quantileOf(h *dto.Histogram, q float64) float64 {
+	total := float64(h.GetSampleCount())
+	if total == 0 {
+		return 0
+	}
+	rank := q * total
+	prevBound, prevCount := 0.0, 0.0
+	for _, b := range h.GetBucket() {
+		c := float64(b.GetCumulativeCount())
+		if c >= rank {
+			if c == prevCount {
+				return b.GetUpperBound()
+			}
+			return prevBound + (b.GetUpperBound()-prevBound)*(rank-prevCount)/(c-prevCount)
+		}
+		prevBound, prevCount = b.GetUpperBound(), c
+	}
+	return prevBound // beyond the last finite bucket: report its bound
 }
 
 // peakRSS returns VmHWM from /proc/self/status in bytes (0 where there is
