@@ -21,6 +21,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/eddyrec/eddy/drift"
 	"github.com/eddyrec/eddy/event"
 	"github.com/eddyrec/eddy/features"
 	"github.com/eddyrec/eddy/internal/synth"
@@ -59,6 +60,16 @@ type ProcessBenchResult struct {
 	ChangelogRecords float64 `json:"changelog_records"`
 	CPUs             int     `json:"cpus"`
 	Broker           string  `json:"broker"`
+	// CPUSeconds is the user + system CPU time of this process (stages and
+	// the embedded broker, when it runs here) during processing, from the
+	// start of the stages until the item stage applied the last update
+	// (getrusage); CPUMicrosPerEvent divides it by Events.
+	CPUSeconds        float64 `json:"cpu_seconds"`
+	CPUMicrosPerEvent float64 `json:"cpu_us_per_event"`
+	// DriftSample is --drift-sample; DriftCopies the events the user stage
+	// copied to the drift input topic.
+	DriftSample float64 `json:"drift_sample"`
+	DriftCopies uint64  `json:"drift_copies"`
 }
 
 func newBenchProcessCommand() *ffcli.Command {
@@ -78,6 +89,7 @@ func newBenchProcessCommand() *ffcli.Command {
 	seed := fs.Uint64("seed", 1, "generator seed")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the processing phase to this file")
+	driftSample := fs.Float64("drift-sample", 0, "also copy the events of this share of users to a drift input topic, as eddy process --drift-sample does (0: off)")
 	return &ffcli.Command{
 		Name:       "process",
 		ShortUsage: "eddy bench process [--events 1000000] [--json] [flags]",
@@ -89,7 +101,10 @@ once with Kafka transactions and Badger state) until the item stage has
 applied every event. Prints events/s through both stages, the p99 batch
 cycle, the state's disk size and the process's peak RSS. --cpuprofile
 profiles the processing phase; EDDY_BENCH_HEAPPROFILE=<file> writes a heap
-profile when the last event has been applied.`,
+profile when the last event has been applied. --drift-sample adds the copy of
+the drift sample's events to the drift role's input topic (what eddy up does),
+so that the CPU per event (cpu_us_per_event, getrusage over the processing
+phase, broker included) of runs with and without it measures the copy's cost.`,
 		FlagSet:   fs,
 		Options:   ffOptions(),
 		UsageFunc: usage,
@@ -110,6 +125,9 @@ profile when the last event has been applied.`,
 			if err := kf.validate(); err != nil {
 				return err
 			}
+			if *driftSample != 0 {
+				setDriftCopy(&cfg, kf, *driftSample, "eddy-drift")
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -122,9 +140,9 @@ profile when the last event has been applied.`,
 			if *asJSON {
 				return json.NewEncoder(os.Stdout).Encode(res)
 			}
-			fmt.Printf("process: %.0f events/s through both stages (%d events, %d users, %d items, %d partitions, %.1f s), p99 batch %.1f ms (item stage %.1f ms), state %.1f MiB, peak RSS %.0f MiB, %d CPUs\n",
+			fmt.Printf("process: %.0f events/s through both stages (%d events, %d users, %d items, %d partitions, %.1f s), p99 batch %.1f ms (item stage %.1f ms), state %.1f MiB, peak RSS %.0f MiB, %d CPUs, CPU %.2f s (%.2f µs/event), drift copies %d\n",
 				res.EventsPerSec, res.Events, res.Users, res.Items, res.Partitions, res.DurationSec, res.P99BatchMs, res.P99ItemBatchMs,
-				float64(res.StateBytes)/(1<<20), float64(res.PeakRSSBytes)/(1<<20), res.CPUs)
+				float64(res.StateBytes)/(1<<20), float64(res.PeakRSSBytes)/(1<<20), res.CPUs, res.CPUSeconds, res.CPUMicrosPerEvent, res.DriftCopies)
 			return nil
 		},
 	}
@@ -132,7 +150,7 @@ profile when the last event has been applied.`,
 
 func benchProcess(ctx context.Context, kf *kafkaFlags, cfg features.Config, gcfg synth.Config, n int, cpuProfile string, log *slog.Logger) (ProcessBenchResult, error) {
 	res := ProcessBenchResult{Events: n, Users: gcfg.Users, Items: gcfg.Items, Partitions: int(kf.layout.Partitions),
-		BatchRecords: cfg.Task.MaxBatchRecords, CPUs: runtime.GOMAXPROCS(0)}
+		BatchRecords: cfg.Task.MaxBatchRecords, CPUs: runtime.GOMAXPROCS(0), DriftSample: cfg.DriftSample}
 	quiet := slog.New(slog.DiscardHandler)
 	closeBroker, err := kf.connect(quiet, true)
 	if err != nil {
@@ -154,6 +172,12 @@ func benchProcess(ctx context.Context, kf *kafkaFlags, cfg features.Config, gcfg
 	}
 	res.ProduceSec = time.Since(start).Seconds()
 
+	if cfg.DriftSample > 0 {
+		t := drift.RoleTopics{Events: kf.layout.Name(stream.TopicEvents), Input: cfg.DriftInput}
+		if _, err := drift.EnsureTopics(ctx, kf.client, t, quiet); err != nil {
+			return res, err
+		}
+	}
 	reg := prometheus.NewRegistry()
 	dir := filepath.Join(kf.dataDir, "state")
 	p, err := features.New(cfg, kf.client, processTopics(kf), dir, reg, quiet)
@@ -176,6 +200,7 @@ func benchProcess(ctx context.Context, kf *kafkaFlags, cfg features.Config, gcfg
 		defer pprof.StopCPUProfile()
 	}
 	start = time.Now()
+	cpu0 := processCPU()
 	go func() { done <- p.Run(rctx) }()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
@@ -197,6 +222,8 @@ func benchProcess(ctx context.Context, kf *kafkaFlags, cfg features.Config, gcfg
 		}
 	}
 	elapsed := time.Since(start)
+	res.CPUSeconds = (processCPU() - cpu0).Seconds()
+	res.CPUMicrosPerEvent = res.CPUSeconds * 1e6 / float64(n)
 	if path := os.Getenv("EDDY_BENCH_HEAPPROFILE"); path != "" {
 		if f, err := os.Create(path); err == nil {
 			_ = pprof.WriteHeapProfile(f)
@@ -214,6 +241,7 @@ func benchProcess(ctx context.Context, kf *kafkaFlags, cfg features.Config, gcfg
 	res.DurationSec = elapsed.Seconds()
 	res.EventsPerSec = float64(n) / elapsed.Seconds()
 	res.Snapshots = st.Snapshots
+	res.DriftCopies = st.DriftCopies
 	res.StateBytes = features.DirBytes(dir)
 	res.PeakRSSBytes = peakRSS()
 	mfs, err := reg.Gather()
