@@ -280,6 +280,50 @@ func TestDriftRoleDetectsAndSurvivesKill(t *testing.T) {
 	if !strings.Contains(p4.out.String(), "drift monitor state restored") {
 		t.Error("the restarted role did not restore its monitor state")
 	}
+
+	// eddy up: the drift role reads the events the process role's user
+	// stage copies into its input (--drift-events-from process, the
+	// default), not the events topic: the same reports, each window with
+	// its served lists (the outcome join sees a user's events and lists
+	// together), and the one request.
+	k3 := testkafka.Start(t, 2)
+	produceStream(t, k3, stream, lists, 0, total)
+	p5 := startUpDrift(t, k3, t.TempDir(), cfgPath)
+	waitReports(t, k3, p5, 10, 120*time.Second)
+	time.Sleep(time.Second)
+	if err := p5.stop(t, syscall.SIGTERM, 30*time.Second); err != nil {
+		t.Fatalf("eddy up exit: %v", err)
+	}
+	t.Logf("eddy up run done at %v", time.Since(t0).Round(time.Millisecond))
+	if out := p5.out.String(); !strings.Contains(out, "forward_events=false") || !strings.Contains(out, "drift_sample=1") {
+		t.Error("eddy up did not feed the drift role from the process role")
+	}
+	got := driftReports(t, k3)
+	reportsEqual(t, got, want)
+	for i, r := range got {
+		if r.Lists != want[i].Lists {
+			t.Errorf("report %d counted %d served lists, want %d", i, r.Lists, want[i].Lists)
+		}
+	}
+	if rq := retrainRequests(t, k3); len(rq) != 1 || rq[0].ID != rq1[0].ID {
+		t.Errorf("retrain requests from eddy up %+v, want %+v", rq, rq1)
+	}
+}
+
+// startUpDrift runs eddy up on k's broker with the drift role fed by the
+// process role (its default), every role's groups unique to the run.
+func startUpDrift(t *testing.T, k *testkafka.Kafka, dataDir, cfgPath string) *proc {
+	t.Helper()
+	addr := freeAddr(t)
+	g := strings.TrimSuffix(k.Layout.Prefix, ".")
+	p := startEddy(t, nil, "up", "--brokers", strings.Join(k.Brokers, ","), "--topic-prefix", k.Layout.Prefix,
+		"--data-dir", dataDir, "--http-addr", addr, "--partitions", "2", "--log-level", "debug",
+		"--drift-config", cfgPath, "--drift-sample", "1", "--drift-group", g+"-drift",
+		"--features-user-group", g+"-features-users", "--features-item-group", g+"-features-items",
+		"--learner-stages", "users", "--learner-users-group", g+"-learner-users", "--learner-items-group", g+"-learner-items",
+		"--learner-ranker-group", g+"-ranker")
+	waitReady(t, p, "http://"+addr+"/healthz", 60*time.Second)
+	return p
 }
 
 func reportsEqual(t *testing.T, got, want []drift.Report) {
