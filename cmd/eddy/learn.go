@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -240,11 +241,15 @@ embedded broker in this process.`,
 }
 
 // startLearner starts the learner role in the background and adds its
-// readiness check to srv. A fatal error of a stage (a broker whose log was
-// wiped, a fenced transaction) is logged and reported by /readyz; the
-// process keeps serving /healthz and /metrics rather than restarting in a
-// loop. The returned closer stops the stages (they commit their batches in
-// flight and leave their groups) and waits for them.
+// readiness check to srv. A stage that fails (a Kafka transaction that
+// could not commit while the broker was away, a fenced producer) is
+// replaced by a new one after a growing pause, resuming from its stored
+// state, as the process role's stages are; /readyz reports the failure
+// meanwhile. A broker whose log was wiped stops the stages for good (they
+// would reprocess or drop data): that is logged and reported by /readyz,
+// and the process keeps serving /healthz and /metrics rather than
+// restarting in a loop. The returned closer stops the stages (they commit
+// their batches in flight and leave their groups) and waits for them.
 func startLearner(ctx context.Context, kf *kafkaFlags, cfg learnSettings, srv *httpserver.Server, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
 	log = log.With("role", "learner")
 	cfg.Stage.Topics = stage.Topics{
@@ -273,12 +278,14 @@ func startLearner(ctx context.Context, kf *kafkaFlags, cfg learnSettings, srv *h
 	}
 	var run []func(context.Context) error
 	if users != nil || items != nil {
-		svc, err := stage.NewService(cfg.Stage, users, items, reg, log)
+		sup, err := newSupervisedService("learner", log, func() (service, error) {
+			return stage.NewService(cfg.Stage, users, items, reg, log)
+		})
 		if err != nil {
 			return nil, err
 		}
-		srv.AddReadiness("learner", svc.Ready)
-		run = append(run, svc.Run)
+		srv.AddReadiness("learner", sup.ready)
+		run = append(run, sup.run)
 		log.Info("learner starting", "users", cfg.Users, "items", cfg.Items, "dim", cfg.Stage.MF.Dim,
 			"model_version", cfg.Stage.ModelVersion, "users_group", cfg.UsersGroup, "items_group", cfg.ItemsGroup)
 	}
@@ -293,12 +300,14 @@ func startLearner(ctx context.Context, kf *kafkaFlags, cfg learnSettings, srv *h
 		}
 		rt := cfg.Runtime
 		rt.Client, rt.DataDir = kf.client, stateDir
-		rsvc, err := ranker.NewService(rc, rt, cfg.RankerGroup, reg, log)
+		sup, err := newSupervisedService("ranker", log, func() (service, error) {
+			return ranker.NewService(rc, rt, cfg.RankerGroup, reg, log)
+		})
 		if err != nil {
 			return nil, err
 		}
-		srv.AddReadiness("ranker", rsvc.Ready)
-		run = append(run, rsvc.Run)
+		srv.AddReadiness("ranker", sup.ready)
+		run = append(run, sup.run)
 	}
 	if len(run) == 0 {
 		return nil, usageError{errors.New("--stages: no stage to run")}
@@ -316,4 +325,83 @@ func startLearner(ctx context.Context, kf *kafkaFlags, cfg learnSettings, srv *h
 		cancel()
 		wg.Wait()
 	}, nil
+}
+
+// service is a learner service (stage.Service, ranker.Service): it runs
+// once, until ctx ends or it fails.
+type service interface {
+	Run(ctx context.Context) error
+	Ready(ctx context.Context) error
+}
+
+// supervisedService runs a service and, when it fails, replaces it with a
+// new one (new runtimes over the same state directories) after a growing
+// pause: 1 s, doubling up to 30 s, back to 1 s after a minute of running.
+// It gives up on task.ErrBrokerWiped.
+type supervisedService struct {
+	name    string
+	log     *slog.Logger
+	newSvc  func() (service, error)
+	cur     atomic.Pointer[service]
+	lastErr atomic.Pointer[error]
+}
+
+func newSupervisedService(name string, log *slog.Logger, newSvc func() (service, error)) (*supervisedService, error) {
+	svc, err := newSvc()
+	if err != nil {
+		return nil, err
+	}
+	s := &supervisedService{name: name, log: log, newSvc: newSvc}
+	s.cur.Store(&svc)
+	return s, nil
+}
+
+// ready reports the failure being recovered from, or the current
+// service's readiness.
+func (s *supervisedService) ready(ctx context.Context) error {
+	if e := s.lastErr.Load(); e != nil {
+		return *e
+	}
+	return (*s.cur.Load()).Ready(ctx)
+}
+
+// run runs the service until ctx ends (nil) or it fails for good.
+func (s *supervisedService) run(ctx context.Context) error {
+	pause := time.Second
+	for {
+		started := time.Now()
+		err := (*s.cur.Load()).Run(ctx)
+		if ctx.Err() != nil {
+			return err
+		}
+		if err == nil {
+			err = errors.New("stages stopped")
+		}
+		if errors.Is(err, task.ErrBrokerWiped) {
+			e := fmt.Errorf("%s: %w", s.name, err)
+			s.lastErr.Store(&e)
+			return e
+		}
+		if time.Since(started) > time.Minute {
+			pause = time.Second
+		}
+		e := fmt.Errorf("%s: restarting after failure: %w", s.name, err)
+		s.lastErr.Store(&e)
+		s.log.Error(s.name+" failed; restarting its stages", "err", err, "pause", pause)
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(pause):
+			}
+			pause = min(2*pause, 30*time.Second)
+			svc, nerr := s.newSvc()
+			if nerr == nil {
+				s.cur.Store(&svc)
+				break
+			}
+			s.log.Error(s.name+": restart failed", "err", nerr, "pause", pause)
+		}
+		s.lastErr.Store(nil)
+	}
 }

@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,5 +129,79 @@ func TestStartLearner(t *testing.T) {
 	case <-done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("closer did not return")
+	}
+}
+
+// fakeService fails its first Run with err, then runs until canceled.
+type fakeService struct {
+	err  error
+	runs *atomic.Int32
+}
+
+func (f fakeService) Run(ctx context.Context) error {
+	if f.runs.Add(1) == 1 {
+		return f.err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (f fakeService) Ready(context.Context) error { return nil }
+
+// TestSupervisedServiceRestarts: a learner service that fails (a commit
+// that failed while the broker was away) is replaced and runs again, with
+// /readyz saying why meanwhile; one that found a wiped broker is not.
+func TestSupervisedServiceRestarts(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		name    string
+		err     error
+		restart bool
+	}{
+		{"transient", errors.New("item stage: commit transaction: unable to dial"), true},
+		{"wiped broker", fmt.Errorf("user stage: %w", task.ErrBrokerWiped), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var runs, made atomic.Int32
+			sup, err := newSupervisedService("learner", log, func() (service, error) {
+				made.Add(1)
+				return fakeService{err: tc.err, runs: &runs}, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- sup.run(ctx) }()
+			if !tc.restart {
+				err := <-done
+				cancel()
+				if !errors.Is(err, task.ErrBrokerWiped) || sup.ready(ctx) == nil || made.Load() != 1 {
+					t.Fatalf("run = %v, ready = %v, %d services made; want the wiped error, unready, 1", err, sup.ready(ctx), made.Load())
+				}
+				return
+			}
+			if err := sup.ready(ctx); err == nil {
+				// The failure may not have happened yet: wait for it.
+				deadline := time.Now().Add(time.Second)
+				for sup.ready(ctx) == nil && time.Now().Before(deadline) {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			if err := sup.ready(ctx); err == nil || !strings.Contains(err.Error(), "restarting") {
+				t.Fatalf("ready during the pause = %v, want the failure", err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for sup.ready(ctx) != nil || made.Load() != 2 {
+				if time.Now().After(deadline) {
+					t.Fatalf("not restarted: ready %v, %d services made", sup.ready(ctx), made.Load())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("run after cancel = %v", err)
+			}
+		})
 	}
 }
