@@ -64,6 +64,15 @@
 // BenchmarkObserve50Signals. Judging a window of 50 signals against its
 // reference takes a few milliseconds, once per window.
 //
+// In the role (Role) a sampled record costs about 5 µs of CPU end to end
+// (fetch, decode, observe, the window-state log, the transaction). How the
+// sampled users' events reach the role matters more at a 1% sample: the
+// role's own events forwarder reads every event a second time (~1.2 µs per
+// event, ~20% of processing CPU); with RoleConfig.ForwardEvents false the
+// process role's user stage copies them (a key hash per event plus the
+// copies, ~0.03–0.05 µs per event) and the role then costs ~0.1–0.2 µs per
+// event, ~1.5–3.7% of processing CPU in all (BENCHMARKS.md "Drift role").
+//
 // # Summaries
 //
 // Numeric signals go into a [Sketch]: a KLL quantile sketch (Karnin, Lang

@@ -22,17 +22,17 @@ import (
 )
 
 // defaultDriftSample is the share of users the drift role observes unless
-// --sample or the drift config's window.sample says otherwise. Measured on
-// 2 cores (shared, 2026-11-23), `eddy drift` catching up on 1M synthetic
-// events in a local broker: 0.96 s of CPU at a 0.01% sample (consuming and
-// hashing every record, the runtimes, start-up), 1.36 s at 1%, 7.2 s at
-// 100%; drift.BenchmarkRolePerRecord (50 signals, lists of 10 items × 31
-// ranker features): 35–60 µs per event observed at 100%, 0.7–0.9 µs at 1%
-// (runs vary with the load of the shared machine). The
-// processing pipeline has ~10 µs of CPU per event at 200k events/s, so at
-// 1% the sampled work costs ~4% of it and reading the events topic a second
-// time ~10%. 1% still gives ~600k events per 5-minute window at that rate;
-// at low traffic raise it (1 observes all).
+// --sample or the drift config's window.sample says otherwise (and, in
+// `eddy up`, the share whose events the process role copies to it).
+// Measured on 2 cores (shared, 2026-12-06; BENCHMARKS.md "Drift role"), 1M
+// synthetic events: with the copy done by the process role's user stage
+// (--events-from process, eddy up's default) the drift role used 0.19–0.21 s
+// of CPU catching up at 1% (0.09–0.11 s of it start-up and idle), 5.5 s at
+// 100%; the copy adds about 0.025–0.05 µs per event to processing (~7 µs);
+// in all about 1.5–3.7% of processing CPU at 1%, against ~28% when the role
+// read the events topic itself (1.2–1.4 s at 1%). 1% still gives ~600k
+// events per 5-minute window at 200k events/s; at low traffic raise it (1
+// observes all), under the CPU target lower it.
 const defaultDriftSample = 0.01
 
 // driftFlags are the drift role's flags. In `eddy drift` they are plain
