@@ -34,5 +34,17 @@ trap 'bash scripts/kafka-broker.sh stop >/dev/null 2>&1 || true' EXIT
 echo "integration.sh: starting a real Kafka broker"
 line=$(bash scripts/kafka-broker.sh start)
 export "${line?}"
-echo "integration.sh: $line; testing ${pkgs[*]}"
-go test -count=1 -timeout 20m "${pkgs[@]}"
+# test/integration stops and restarts this broker (TestRealBrokerRestart,
+# TestProcessRealBrokerRestart): run it alone, after the other packages,
+# which would otherwise see the broker vanish under them mid-test.
+restarting=github.com/eddyrec/eddy/test/integration
+others=()
+for p in "${pkgs[@]}"; do
+	[[ "$p" == "$restarting" ]] || others+=("$p")
+done
+echo "integration.sh: $line; testing ${others[*]}"
+go test -count=1 -timeout 20m "${others[@]}"
+if [[ " ${pkgs[*]} " == *" $restarting "* ]]; then
+	echo "integration.sh: testing $restarting (restarts the broker) alone"
+	go test -count=1 -timeout 20m "$restarting"
+fi
