@@ -143,7 +143,7 @@ func TestServeSurvivesBrokerStop(t *testing.T) {
 	}
 
 	// Start it again: the scorer reconnects and follows the model topics.
-	broker = startBroker()
+	startBroker() // stopped by the test's cleanup, like every child
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		code, body, err := post(ingestURL, clicks("after", time.Now().UnixMilli()))
