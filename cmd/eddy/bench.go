@@ -24,20 +24,9 @@ import (
 )
 
 func newBenchCommand() *ffcli.Command {
-	return &ffcli.Command{
-		Name:       "bench",
-		ShortUsage: "eddy bench <ingest|serve|process|freshness> [flags]",
-		ShortHelp:  "measure whole pipelines (ingest, ...) on this machine",
-		FlagSet:    flag.NewFlagSet("eddy bench", flag.ContinueOnError),
-		UsageFunc:  usage,
-		Subcommands: []*ffcli.Command{
-			newBenchIngestCommand(),
-			newBenchServeCommand(),
-			newBenchProcessCommand(),
-			newBenchFreshnessCommand(),
-		},
-		Exec: func(context.Context, []string) error { return flag.ErrHelp },
-	}
+	return newGroupCommand("bench", "eddy bench <ingest|serve|process|freshness> [flags]",
+		"measure whole pipelines (ingest, ...) on this machine",
+		newBenchIngestCommand(), newBenchServeCommand(), newBenchProcessCommand(), newBenchFreshnessCommand())
 }
 
 // IngestBenchResult is what `eddy bench ingest --json` prints.

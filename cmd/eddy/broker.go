@@ -33,11 +33,8 @@ Eddy's topics are created at start unless --no-topics.`,
 		Options:   ffOptions(),
 		UsageFunc: usage,
 		Exec: func(ctx context.Context, _ []string) error {
-			log, err := common.logger()
+			log, err := startKafkaCommand(&common, kf)
 			if err != nil {
-				return err
-			}
-			if err := kf.validate(); err != nil {
 				return err
 			}
 			b, err := stream.StartEmbedded(stream.EmbeddedConfig{

@@ -21,19 +21,8 @@ import (
 
 // newEvalCommand is `eddy eval`, the home of the built-in evaluations.
 func newEvalCommand() *ffcli.Command {
-	fs := flag.NewFlagSet("eddy eval", flag.ContinueOnError)
-	return &ffcli.Command{
-		Name:        "eval",
-		ShortUsage:  "eddy eval <subcommand> [flags]",
-		ShortHelp:   "evaluate the models on a dataset",
-		FlagSet:     fs,
-		Options:     ffOptions(),
-		UsageFunc:   usage,
-		Subcommands: []*ffcli.Command{newEvalPrequentialCommand(), newEvalDriftCommand()},
-		Exec: func(context.Context, []string) error {
-			return flag.ErrHelp
-		},
-	}
+	return newGroupCommand("eval", "eddy eval <subcommand> [flags]", "evaluate the models on a dataset",
+		newEvalPrequentialCommand(), newEvalDriftCommand())
 }
 
 // prequentialFlags are the flags of `eddy eval prequential`.

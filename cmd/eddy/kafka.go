@@ -118,3 +118,17 @@ func (k *kafkaFlags) ensureTopics(ctx context.Context, log *slog.Logger) ([]stre
 	}
 	return st, nil
 }
+
+// startKafkaCommand is the first step of every command that talks to Kafka:
+// the logger from the common flags, then the Kafka flags checked (which also
+// fixes the topic layout).
+func startKafkaCommand(common *commonFlags, kf *kafkaFlags) (*slog.Logger, error) {
+	log, err := common.logger()
+	if err != nil {
+		return nil, err
+	}
+	if err := kf.validate(); err != nil {
+		return nil, err
+	}
+	return log, nil
+}

@@ -209,11 +209,8 @@ embedded broker in this process.`,
 		Options:   ffOptions(),
 		UsageFunc: usage,
 		Exec: func(ctx context.Context, _ []string) error {
-			log, err := common.logger()
+			log, err := startKafkaCommand(&common, kf)
 			if err != nil {
-				return err
-			}
-			if err := kf.validate(); err != nil {
 				return err
 			}
 			cfg, err := lf.config()

@@ -47,6 +47,20 @@ func run(args []string) int {
 	return 0
 }
 
+// newGroupCommand is a command that only holds subcommands (eddy bench,
+// eddy eval, ...): called alone it prints its help.
+func newGroupCommand(name, shortUsage, shortHelp string, subs ...*ffcli.Command) *ffcli.Command {
+	return &ffcli.Command{
+		Name:        name,
+		ShortUsage:  shortUsage,
+		ShortHelp:   shortHelp,
+		FlagSet:     flag.NewFlagSet("eddy "+name, flag.ContinueOnError),
+		UsageFunc:   usage,
+		Subcommands: subs,
+		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
+	}
+}
+
 // usageError marks errors in how the command was called (exit code 2).
 type usageError struct{ error }
 

@@ -23,19 +23,8 @@ import (
 
 // newReportCommand is `eddy report`, reports computed from the topics.
 func newReportCommand() *ffcli.Command {
-	fs := flag.NewFlagSet("eddy report", flag.ContinueOnError)
-	return &ffcli.Command{
-		Name:        "report",
-		ShortUsage:  "eddy report <subcommand> [flags]",
-		ShortHelp:   "reports computed from the topics (experiments)",
-		FlagSet:     fs,
-		Options:     ffOptions(),
-		UsageFunc:   usage,
-		Subcommands: []*ffcli.Command{newReportABCommand()},
-		Exec: func(context.Context, []string) error {
-			return flag.ErrHelp
-		},
-	}
+	return newGroupCommand("report", "eddy report <subcommand> [flags]", "reports computed from the topics (experiments)",
+		newReportABCommand())
 }
 
 func newReportABCommand() *ffcli.Command {
@@ -72,11 +61,8 @@ Progress goes to stderr; the table or JSON to stdout.`,
 		Options:   ffOptions(),
 		UsageFunc: usage,
 		Exec: func(ctx context.Context, _ []string) error {
-			log, err := common.logger()
+			log, err := startKafkaCommand(&common, kf)
 			if err != nil {
-				return err
-			}
-			if err := kf.validate(); err != nil {
 				return err
 			}
 			since, err := parseSince(*sinceFlag, time.Now())

@@ -52,11 +52,8 @@ type roleStart func(ctx context.Context, srv *httpserver.Server, reg prometheus.
 // ordered: the server drains its in-flight requests first, then the roles
 // stop in reverse order of starting, then the embedded broker, if any.
 func serveRoles(ctx context.Context, common *commonFlags, kf *kafkaFlags, httpAddr string, drain time.Duration, validate func() error, roles ...roleStart) error {
-	log, err := common.logger()
+	log, err := startKafkaCommand(common, kf)
 	if err != nil {
-		return err
-	}
-	if err := kf.validate(); err != nil {
 		return err
 	}
 	if validate != nil {

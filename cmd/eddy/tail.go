@@ -39,11 +39,8 @@ the reason (never their content). Ends with a summary line on stderr.`,
 		Options:   ffOptions(),
 		UsageFunc: usage,
 		Exec: func(ctx context.Context, _ []string) error {
-			log, err := common.logger()
+			log, err := startKafkaCommand(&common, kf)
 			if err != nil {
-				return err
-			}
-			if err := kf.validate(); err != nil {
 				return err
 			}
 			if *count < 0 || *idle < 0 {

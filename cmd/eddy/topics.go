@@ -16,18 +16,8 @@ import (
 )
 
 func newTopicsCommand() *ffcli.Command {
-	return &ffcli.Command{
-		Name:       "topics",
-		ShortUsage: "eddy topics <create|list> [flags]",
-		ShortHelp:  "create or list Eddy's Kafka topics",
-		FlagSet:    flag.NewFlagSet("eddy topics", flag.ContinueOnError),
-		UsageFunc:  usage,
-		Subcommands: []*ffcli.Command{
-			newTopicsCreateCommand(),
-			newTopicsListCommand(),
-		},
-		Exec: func(context.Context, []string) error { return flag.ErrHelp },
-	}
+	return newGroupCommand("topics", "eddy topics <create|list> [flags]", "create or list Eddy's Kafka topics",
+		newTopicsCreateCommand(), newTopicsListCommand())
 }
 
 func newTopicsCreateCommand() *ffcli.Command {
@@ -48,11 +38,8 @@ layout is reported. Running it twice creates nothing the second time.`,
 		Options:   ffOptions(),
 		UsageFunc: usage,
 		Exec: func(ctx context.Context, _ []string) error {
-			log, err := common.logger()
+			log, err := startKafkaCommand(&common, kf)
 			if err != nil {
-				return err
-			}
-			if err := kf.validate(); err != nil {
 				return err
 			}
 			closeBroker, err := kf.connect(log, false)
@@ -94,11 +81,8 @@ func newTopicsListCommand() *ffcli.Command {
 		Options:    ffOptions(),
 		UsageFunc:  usage,
 		Exec: func(ctx context.Context, _ []string) error {
-			log, err := common.logger()
+			log, err := startKafkaCommand(&common, kf)
 			if err != nil {
-				return err
-			}
-			if err := kf.validate(); err != nil {
 				return err
 			}
 			closeBroker, err := kf.connect(log, false)
