@@ -74,6 +74,32 @@ func NewMatrix(dim, capacity int) (*Matrix, error) {
 // Dim returns the vector dimension.
 func (m *Matrix) Dim() int { return m.dim }
 
+// Clone returns a deep copy of m (vectors, biases and the int8 copy, in the
+// same layout), sharing no memory with it: a snapshot that later Set and
+// Clear calls on m do not reach. The caller serialises it against writers
+// of m (e.g. inside the index's View).
+func (m *Matrix) Clone() *Matrix {
+	c := *m
+	c.data = cloneAdvised(m.data)
+	c.bias = append([]float32(nil), m.bias...)
+	if m.q8 != nil {
+		c.q8 = make([]uint8, len(m.q8))
+		adviseHugePages(unsafe.Pointer(unsafe.SliceData(c.q8)), len(c.q8))
+		copy(c.q8, m.q8)
+		c.q8scale = append([]float32(nil), m.q8scale...)
+	}
+	return &c
+}
+
+// cloneAdvised copies a vector array into memory advised for huge pages,
+// as reserve allocates it.
+func cloneAdvised(src []float32) []float32 {
+	dst := make([]float32, len(src))
+	adviseHugePages(unsafe.Pointer(unsafe.SliceData(dst)), 4*len(dst))
+	copy(dst, src)
+	return dst
+}
+
 // Len returns the number of item slots (one past the highest index set).
 func (m *Matrix) Len() int { return m.n }
 

@@ -188,3 +188,67 @@ func TestSearchDoesNotAllocate(t *testing.T) {
 		t.Fatalf("Search allocates %v times", n)
 	}
 }
+
+// TestCloneIsASnapshot: a clone answers like its source at the time of
+// cloning, under both indexes, and later writes to either side do not reach
+// the other.
+func TestCloneIsASnapshot(t *testing.T) {
+	for _, kind := range []string{"exact", "int8"} {
+		t.Run(kind, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(7, 8))
+			m, vecs, bias := randomMatrix(t, rng, 300, 16)
+			newIndex := func(m *Matrix) MatrixIndex {
+				if kind == "int8" {
+					return NewQuantized(m, DefaultRescoreMargin)
+				}
+				return NewExact(m)
+			}
+			src := newIndex(m)
+			var c *Matrix
+			src.View(func(m *Matrix) { c = m.Clone() })
+			clone := newIndex(c)
+			q := make([]float32, 16)
+			for d := range q {
+				q[d] = float32(rng.NormFloat64())
+			}
+			search := func(idx MatrixIndex) []Result {
+				qq := &Query{Vec: q, K: 10}
+				idx.Search([]*Query{qq})
+				if qq.Err != nil {
+					t.Fatal(qq.Err)
+				}
+				return slices.Clone(qq.Out)
+			}
+			before := search(src)
+			if got := search(clone); !slices.Equal(got, before) {
+				t.Fatalf("clone answers %v, source %v", got, before)
+			}
+			// Make the source's best item the worst and add a new best one.
+			best := before[0].Index
+			neg := make([]float32, 16)
+			for d := range neg {
+				neg[d] = -10 * q[d]
+			}
+			_ = src.Update(func(m *Matrix) error {
+				if err := m.Set(int(best), neg, 0); err != nil {
+					return err
+				}
+				return m.Set(300, slices.Clone(q), 100)
+			})
+			if got := search(src); got[0].Index != 300 || slices.ContainsFunc(got, func(r Result) bool { return r.Index == best }) {
+				t.Fatalf("source after writes: %v", got)
+			}
+			if got := search(clone); !slices.Equal(got, before) {
+				t.Fatalf("clone changed with its source: %v, was %v", got, before)
+			}
+			// And the other way round.
+			_ = clone.Update(func(m *Matrix) error { m.Clear(int(before[1].Index)); return nil })
+			if got := search(src); got[0].Index != 300 || !slices.ContainsFunc(got, func(r Result) bool { return r.Index == before[1].Index }) {
+				t.Fatalf("source changed with its clone: %v", got)
+			}
+			if want := reference(vecs, bias, func(i int) bool { return i != int(before[1].Index) }, q, 10, nil); sameResults(search(clone), want, 1e-3) != nil && kind == "exact" {
+				t.Fatalf("clone after Clear: %v, want %v", search(clone), want)
+			}
+		})
+	}
+}
