@@ -41,6 +41,11 @@ type Config struct {
 	// recall@10 and @200 measured 1.0 against exact) or "exact" (float32
 	// scan of every item).
 	Index string
+	// FrozenRefresh is how often a frozen variant's model copy is re-taken
+	// from the live model (0, the default: only once, when the scorer
+	// first catches up; 24h imitates a nightly batch model). Only used when
+	// a variant has the frozen policy.
+	FrozenRefresh time.Duration
 }
 
 // Retrieval index kinds (Config.Index).
@@ -79,7 +84,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most concurrent queries scored in one pass over the item matrix")
 	fs.IntVar(&c.RecsBuffer, "recs-buffer", c.RecsBuffer, "served lists queued for the recs topic before new ones are dropped")
 	fs.StringVar(&c.Variant, "variant", c.Variant, "model variant name reported in responses and served lists (without --variants)")
-	fs.StringVar(&c.Variants, "variants", c.Variants, "experiment: split users by a hash of user_id between variants name[:policy]=weight,... (policy online, retrieval or popularity; a name that is a policy uses it, others online), e.g. online=9,popularity=1")
+	fs.StringVar(&c.Variants, "variants", c.Variants, "experiment: split users by a hash of user_id between variants name[:policy]=weight,... (policy online, retrieval, popularity or frozen; a name that is a policy uses it, others online), e.g. online=8,frozen=1,popularity=1")
+	fs.DurationVar(&c.FrozenRefresh, "frozen-refresh", c.FrozenRefresh, "with a frozen variant: re-take its model copy from the live model this often (0: once, when the scorer first caught up; 24h imitates a nightly batch model)")
 	fs.StringVar(&c.Index, "index", c.Index, "retrieval index: int8 (int8 scan, exact float32 re-score of the best k+32) or exact (float32 scan)")
 }
 
@@ -98,6 +104,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("scorer: --recs-buffer %d: want 1–1048576", c.RecsBuffer)
 	case c.Variant == "" || len(c.Variant) > 64:
 		return fmt.Errorf("scorer: --variant %q: want 1–64 bytes", c.Variant)
+	case c.FrozenRefresh < 0:
+		return fmt.Errorf("scorer: --frozen-refresh %v: want ≥ 0", c.FrozenRefresh)
 	case c.Index != IndexExact && c.Index != IndexInt8:
 		return fmt.Errorf("scorer: --index %q: want %s or %s", c.Index, IndexInt8, IndexExact)
 	}

@@ -113,7 +113,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.loadTargets(ctx); err != nil {
 		return err
 	}
-	var users, items []Record
+	var (
+		users, items []Record
+		frozenAt     time.Time // when the frozen copy was last taken
+	)
 	for ctx.Err() == nil {
 		fs := c.cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -173,9 +176,33 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.ready = true
 			c.log.Info("scorer caught up with the model topics", "progress", c.progressLocked())
 		}
+		ready := c.ready
 		c.mu.Unlock()
+		if ready && c.s.wantFrozen && c.frozenDue(frozenAt) {
+			c.s.Freeze()
+			v, at := c.s.FrozenVersion()
+			frozenAt = at
+			c.log.Info("frozen variant's model copy taken", "model_version", v, "took", time.Since(at).Round(time.Millisecond))
+		}
 	}
 	return nil
+}
+
+// frozenDue reports whether the frozen variants' copy is to be (re)taken
+// now that the consumer is caught up: the first time; again while the copy
+// holds no item or no user (a scorer started before the learner published anything
+// would otherwise freeze an empty model); and every FrozenRefresh. Checked
+// after each fetch, so an idle model topic delays a refresh until its next
+// record, which is when there is something new to copy.
+func (c *Consumer) frozenDue(last time.Time) bool {
+	f := c.s.frozen.Load()
+	switch {
+	case f == nil || f.live == 0 || len(f.users) == 0:
+		return true
+	case c.s.cfg.FrozenRefresh > 0:
+		return time.Since(last) >= c.s.cfg.FrozenRefresh
+	}
+	return false
 }
 
 func (c *Consumer) applyBatch(topic string, recs []Record, apply func([]Record) (int, error)) {

@@ -104,3 +104,108 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestConsumerFreezesOnceCaughtUp: with a frozen variant the consumer takes
+// the copy once it has caught up and holds users and items (not an empty
+// model from before the learner published), then leaves it alone while the
+// live model moves on (no --frozen-refresh).
+func TestConsumerFreezesOnceCaughtUp(t *testing.T) {
+	k := testkafka.Start(t, 2)
+	topics := Topics{Users: k.Layout.Name(stream.TopicModelUsers), Items: k.Layout.Name(stream.TopicModelItems), Ranker: k.Layout.Name(stream.TopicModelRanker)}
+	prod := k.NewClient(t)
+	ctx := context.Background()
+	produce := func(topic string, recs ...Record) {
+		t.Helper()
+		for _, r := range recs {
+			if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.Variants = "frozen=1"
+	s, err := New(cfg, NewState(cfg), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	kc := k.Client()
+	opts, err := kc.Opts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewConsumer(s, topics, slog.New(slog.DiscardHandler), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "ready on empty topics", func() bool { return c.Ready(ctx) == nil })
+
+	recommend := func() ([]string, bool) {
+		resp, err := s.Recommend(ctx, Request{UserID: "u1", K: 2, ExcludeSeen: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, it := range resp.Items {
+			ids = append(ids, it.ItemID)
+		}
+		return ids, resp.Fallback
+	}
+	// Items first: a copy without users is retaken until one has both.
+	produce(topics.Items, itemRec(t, "a", []float32{3, 0}, 0, 1), itemRec(t, "b", []float32{2, 0}, 0, 1), itemRec(t, "c", []float32{1, 0}, 0, 9))
+	waitFor(t, "items applied", func() bool { n, _, _ := s.state.Sizes(); return n == 3 })
+	produce(topics.Users, userRec(t, "u1", []float32{1, 0}))
+	waitFor(t, "frozen copy with u1", func() bool { ids, fb := recommend(); return !fb && slices.Equal(ids, []string{"a", "b"}) })
+	_, at := s.FrozenVersion()
+
+	// The live model turns u1 round; the frozen variant keeps the copy.
+	produce(topics.Users, userRec(t, "u1", []float32{-1, 0}))
+	waitFor(t, "live update", func() bool {
+		s.state.mu.RLock()
+		defer s.state.mu.RUnlock()
+		return s.state.users["u1"].vec[0] == -1
+	})
+	produce(topics.Items, itemRec(t, "d", []float32{0, 1}, 0, 1))
+	waitFor(t, "another batch", func() bool { n, _, _ := s.state.Sizes(); return n == 4 })
+	if ids, fb := recommend(); fb || !slices.Equal(ids, []string{"a", "b"}) {
+		t.Fatalf("frozen variant after live updates: %v fallback %v, want [a b] from the copy", ids, fb)
+	}
+	if _, at2 := s.FrozenVersion(); !at2.Equal(at) {
+		t.Fatalf("copy retaken at %v (first %v) without --frozen-refresh", at2, at)
+	}
+}
+
+func TestFrozenDue(t *testing.T) {
+	full := &frozenModel{live: 1, users: map[string]frozenUser{"u": {}}}
+	noUsers := &frozenModel{live: 1, users: map[string]frozenUser{}}
+	now := time.Now()
+	for _, tc := range []struct {
+		name    string
+		f       *frozenModel
+		refresh time.Duration
+		last    time.Time
+		want    bool
+	}{
+		{"no copy yet", nil, 0, time.Time{}, true},
+		{"copy without users", noUsers, 0, now, true},
+		{"copy without items", &frozenModel{users: full.users}, 0, now, true},
+		{"full copy, no refresh", full, 0, now.Add(-100 * time.Hour), false},
+		{"full copy, refresh not due", full, time.Hour, now.Add(-59 * time.Minute), false},
+		{"full copy, refresh due", full, time.Hour, now.Add(-61 * time.Minute), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.FrozenRefresh = tc.refresh
+			c := &Consumer{s: &Scorer{cfg: cfg}}
+			c.s.frozen.Store(tc.f)
+			if got := c.frozenDue(tc.last); got != tc.want {
+				t.Fatalf("frozenDue = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

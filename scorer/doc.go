@@ -26,8 +26,10 @@
 // users between variants by a hash of their user_id (UserPoint, Assign):
 // deterministic across processes and restarts, no state, no coordination.
 // Each variant has a policy: online (retrieval then ranker, the default),
-// retrieval (ranker off) or popularity (the decayed-popularity list for
-// everyone). The variant's name is in the response, the served list and
+// retrieval (ranker off), popularity (the decayed-popularity list for
+// everyone) or frozen (online over a copy of the model taken when the
+// scorer caught up, re-taken every --frozen-refresh: what a model
+// retrained in batches would serve; see PolicyFrozen). The variant's name is in the response, the served list and
 // the request metrics' variant label; the served list also carries the
 // policy. A popularity arm's lists say "fallback": false: the fallback
 // flag and eddy_scorer_fallback_total mean "could not serve what the
@@ -35,8 +37,10 @@
 // never is, and the fallback-rate alert must not fire because of an
 // experiment. Unknown users in an online or retrieval arm still get the
 // fallback, as without experiments. Analysis: package scorer/abtest and
-// `eddy report ab`. A frozen-model arm is not offered: it needs a second
-// copy of the model in memory.
+// `eddy report ab`. The frozen copy costs a second copy of the item matrix
+// and of the user vectors (about 2× the hot-state memory) and is taken
+// under the state's read lock (tens of milliseconds at 100k × 64), so it
+// exists only when a variant asks for it.
 //
 // Hot path: concurrent requests share passes over the item matrix through
 // a topk.Coalescer; the response body and the served-list record are

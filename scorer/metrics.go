@@ -78,6 +78,15 @@ func newMetrics(reg prometheus.Registerer, s *Scorer) (*metrics, error) {
 			return time.Since(t).Seconds()
 		}),
 	}
+	if s.wantFrozen {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eddy_scorer_frozen_model_age_seconds",
+			Help: "Age of the frozen variants' model copy (since it was taken; 0 before)."}, func() float64 {
+			if _, at := s.FrozenVersion(); !at.IsZero() {
+				return time.Since(at).Seconds()
+			}
+			return 0
+		}))
+	}
 	// Each variant's series exist from the start, at zero, so that rates
 	// per variant are defined before its first request.
 	for i := range s.arms {

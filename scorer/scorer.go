@@ -66,6 +66,9 @@ type Response struct {
 const (
 	ReasonUnknownUser = "unknown_user"
 	ReasonEmptyModel  = "empty_model"
+	// ReasonFrozenPending: a frozen variant's request before its model
+	// copy was taken (the scorer has not caught up yet).
+	ReasonFrozenPending = "frozen_pending"
 )
 
 // Scorer answers recommendation requests from a State.
@@ -76,6 +79,11 @@ type Scorer struct {
 	recs    *recsLog // nil: served lists are not published
 	split   []Variant
 	arms    []arm // arms[i] serves split[i]
+
+	// frozen is the frozen variants' model copy (nil until taken, and
+	// always without a frozen variant).
+	frozen     atomic.Pointer[frozenModel]
+	wantFrozen bool
 
 	coalOnce sync.Once
 	coal     atomic.Pointer[topk.Coalescer]
@@ -91,6 +99,7 @@ func New(cfg Config, state *State, reg prometheus.Registerer) (*Scorer, error) {
 	s := &Scorer{cfg: cfg, state: state, split: cfg.variants()}
 	for _, v := range s.split {
 		a := arm{name: v.Name, policy: v.Policy}
+		s.wantFrozen = s.wantFrozen || v.Policy == PolicyFrozen
 		if cfg.Variants != "" {
 			a.logPolicy = v.Policy
 		}
@@ -102,6 +111,31 @@ func New(cfg Config, state *State, reg prometheus.Registerer) (*Scorer, error) {
 	}
 	s.metrics = m
 	return s, nil
+}
+
+// WantsFrozen reports whether a variant serves a frozen model copy.
+func (s *Scorer) WantsFrozen() bool { return s.wantFrozen }
+
+// Freeze (re)takes the frozen variants' model copy from the live state; a
+// no-op without a frozen variant. The consumer calls it when it first
+// catches up and then every Config.FrozenRefresh. The previous copy is
+// dropped, not closed: its coalescer has no goroutines of its own, and
+// requests still searching it finish there.
+func (s *Scorer) Freeze() {
+	if !s.wantFrozen {
+		return
+	}
+	f := s.state.freeze(s.cfg.SearchWorkers, s.cfg.MaxBatch)
+	s.frozen.Store(f)
+}
+
+// FrozenVersion returns the model version of the frozen copy and when it
+// was taken (zero time: not yet).
+func (s *Scorer) FrozenVersion() (uint64, time.Time) {
+	if f := s.frozen.Load(); f != nil {
+		return f.version, f.at
+	}
+	return 0, time.Time{}
 }
 
 // State returns the scorer's state.
@@ -202,30 +236,42 @@ func (s *Scorer) recommend(req Request, a *arm) (*Response, error) {
 	}
 	defer s.scratch.Put(sc)
 
+	frozen := a.policy == PolicyFrozen
 	st.mu.RLock()
 	u := st.users[req.UserID]
 	var seen []int32
+	known, userUpdates := u != nil, float64(0)
 	if u != nil {
-		sc.q.Vec = append(sc.q.Vec[:0], u.vec...)
-		seen = u.seen
+		if !frozen {
+			sc.q.Vec = append(sc.q.Vec[:0], u.vec...)
+		}
+		seen, userUpdates = u.seen, float64(u.updates)
 	}
 	live := st.liveItems
-	userUpdates := float64(0)
-	if u != nil {
-		userUpdates = float64(u.updates)
-	}
 	st.mu.RUnlock()
 
-	coal := s.coalescer()
+	coal, rs := s.coalescer(), st.ranker.Load()
+	if frozen {
+		// The frozen copy's vectors and ranker; seen set and item
+		// features stay live (see PolicyFrozen).
+		f := s.frozen.Load()
+		if f == nil {
+			return s.fallback(resp, req, seen, ReasonFrozenPending), nil
+		}
+		fu, ok := f.users[req.UserID]
+		sc.q.Vec = append(sc.q.Vec[:0], fu.vec...)
+		known, userUpdates = ok, float64(fu.updates)
+		coal, rs, live = f.coal, f.ranker, f.live
+		resp.ModelVersion = strconv.FormatUint(f.version, 10)
+	}
 	switch {
 	case a.policy == PolicyPopularity:
 		return s.popularList(resp, req, seen), nil
 	case live == 0 || coal == nil:
 		return s.fallback(resp, req, seen, ReasonEmptyModel), nil
-	case u == nil:
-		return s.fallback(resp, req, nil, ReasonUnknownUser), nil
+	case !known:
+		return s.fallback(resp, req, seen, ReasonUnknownUser), nil
 	}
-	rs := st.ranker.Load()
 	if a.policy == PolicyRetrieval {
 		rs = nil
 	}

@@ -61,6 +61,49 @@ type rankerState struct {
 	rec *modelrec.Ranker
 }
 
+// frozenModel is a frozen variant's model: the live state's user vectors,
+// item matrix and ranker as they were at one moment, never written again
+// (readers need no lock). Item indexes are a prefix of the live state's
+// (interning only appends), so item names, metadata and seen sets are read
+// from the live state.
+type frozenModel struct {
+	at      time.Time
+	version uint64
+	live    int
+	users   map[string]frozenUser
+	coal    *topk.Coalescer // nil while no item vector existed
+	ranker  *rankerState
+}
+
+type frozenUser struct {
+	vec     []float32
+	updates uint64
+}
+
+// freeze copies the model for a frozen variant. It holds the read lock
+// while it copies (tens of milliseconds for 100k items and users), which
+// delays the consumer's next batch, and requests arriving behind that
+// waiting writer, by as much.
+func (s *State) freeze(workers, maxBatch int) *frozenModel {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	f := &frozenModel{at: time.Now(), version: s.modelVersion.Load(), live: s.liveItems,
+		users: make(map[string]frozenUser, len(s.users)), ranker: s.ranker.Load()}
+	flat := make([]float32, len(s.users)*s.dim) // one allocation for all vectors
+	for id, u := range s.users {
+		v := flat[:s.dim:s.dim]
+		flat = flat[s.dim:]
+		copy(v, u.vec)
+		f.users[id] = frozenUser{vec: v, updates: u.updates}
+	}
+	if s.index != nil {
+		var m *topk.Matrix
+		s.index.View(func(live *topk.Matrix) { m = live.Clone() })
+		f.coal = topk.NewCoalescer(s.cfg.newIndex(m), workers, maxBatch)
+	}
+	return f
+}
+
 // NewState returns an empty state.
 func NewState(cfg Config) *State {
 	return &State{cfg: cfg, itemIDs: map[string]int32{}, users: map[string]*userRow{}, popEvery: time.Second}

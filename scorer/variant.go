@@ -20,6 +20,14 @@ const (
 	// serves, to known and unknown users alike, marked "fallback": false:
 	// it is a deliberate arm, not a failure (see doc.go).
 	PolicyPopularity = "popularity"
+	// PolicyFrozen is PolicyOnline over a copy of the model (user and item
+	// vectors, ranker weights) taken when the scorer first caught up with
+	// the model topics and re-taken every Config.FrozenRefresh: what a
+	// model retrained in batches would serve. Item features and the
+	// already-consumed exclusion stay live, as they would with a batch
+	// model over a feature store; users who appeared after the copy get
+	// the popularity fallback (reason "unknown_user").
+	PolicyFrozen = "frozen"
 )
 
 // Limits of --variants.
@@ -33,7 +41,8 @@ const (
 type Variant struct {
 	// Name is reported in responses, served lists and metric labels.
 	Name string
-	// Policy is PolicyOnline, PolicyRetrieval or PolicyPopularity.
+	// Policy is PolicyOnline, PolicyRetrieval, PolicyPopularity or
+	// PolicyFrozen.
 	Policy string
 	// Weight is the variant's share of users; ParseVariants normalises
 	// the weights of a list to sum to 1.
@@ -42,7 +51,8 @@ type Variant struct {
 
 // ParseVariants parses the --variants syntax: a comma-separated list of
 // name[:policy]=weight. A name without a policy uses the policy of that
-// name if it is one (online, retrieval, popularity) and online otherwise.
+// name if it is one (online, retrieval, popularity, frozen) and online
+// otherwise.
 // Names are 1–64 bytes of letters, digits, '_', '-' and '.', unique, and
 // not "none" (the metric label of requests rejected before a variant is
 // assigned); weights are positive finite numbers, returned normalised.
@@ -72,7 +82,7 @@ func ParseVariants(s string) ([]Variant, error) {
 		if hasPolicy {
 			policy = strings.TrimSpace(policy)
 			if !isPolicy(policy) {
-				return nil, fmt.Errorf("%q: unknown policy %q (want %s, %s or %s)", entry, policy, PolicyOnline, PolicyRetrieval, PolicyPopularity)
+				return nil, fmt.Errorf("%q: unknown policy %q (want %s, %s, %s or %s)", entry, policy, PolicyOnline, PolicyRetrieval, PolicyPopularity, PolicyFrozen)
 			}
 		} else if isPolicy(name) {
 			policy = name
@@ -104,7 +114,7 @@ func ParseVariants(s string) ([]Variant, error) {
 }
 
 func isPolicy(s string) bool {
-	return s == PolicyOnline || s == PolicyRetrieval || s == PolicyPopularity
+	return s == PolicyOnline || s == PolicyRetrieval || s == PolicyPopularity || s == PolicyFrozen
 }
 
 func checkVariantName(name string) error {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -30,7 +31,8 @@ func TestParseVariants(t *testing.T) {
 		{in: "a", errPart: "want name[:policy]=weight"},
 		{in: "a=1,", errPart: "empty entry"},
 		{in: "=1", errPart: "name"},
-		{in: "a:frozen=1", errPart: `unknown policy "frozen"`},
+		{in: "a:frozen=1,frozen=1", want: []Variant{{"a", PolicyFrozen, 0.5}, {"frozen", PolicyFrozen, 0.5}}},
+		{in: "a:batch=1", errPart: `unknown policy "batch"`},
 		{in: "a:=1", errPart: "unknown policy"},
 		{in: "a=1,a:retrieval=2", errPart: `"a" named twice`},
 		{in: "a=0", errPart: "positive"},
@@ -68,17 +70,21 @@ func TestParseVariants(t *testing.T) {
 
 func TestConfigValidateNamesVariantsFlag(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Variants = "a=1,b:frozen=1"
+	cfg.Variants = "a=1,b:nightly=1"
 	err := cfg.Validate()
-	if err == nil || !strings.Contains(err.Error(), "--variants") || !strings.Contains(err.Error(), "frozen") {
+	if err == nil || !strings.Contains(err.Error(), "--variants") || !strings.Contains(err.Error(), "nightly") {
 		t.Fatalf("Validate: %v", err)
 	}
 	if _, err := New(cfg, NewState(cfg), nil); err == nil {
 		t.Fatal("New accepted bad --variants")
 	}
-	cfg.Variants = "a=1,b:popularity=1"
+	cfg.Variants = "a=1,b:popularity=1,c:frozen=1"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	cfg.FrozenRefresh = -time.Second
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--frozen-refresh") {
+		t.Fatalf("negative --frozen-refresh: %v", err)
 	}
 }
 
@@ -294,5 +300,70 @@ func TestNoVariantsServesAsBefore(t *testing.T) {
 	}
 	if got := counterValue(t, s.metrics.requests.WithLabelValues("default", "400")); got != 1 {
 		t.Fatalf("bad request counted %v times under variant default", got)
+	}
+}
+
+// TestFrozenVariantServesTheCopy: a frozen variant falls back until its
+// copy is taken, then answers from the copied vectors while the live model
+// moves on, with the live seen set; users newer than the copy fall back;
+// a new Freeze catches up.
+func TestFrozenVariantServesTheCopy(t *testing.T) {
+	online, _ := newTestScorer(t)
+	cfg := DefaultConfig()
+	cfg.Variants = "fz:frozen=1"
+	reg := prometheus.NewRegistry()
+	fz, err := New(cfg, online.state, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fz.Close)
+	if !fz.WantsFrozen() || online.WantsFrozen() {
+		t.Fatal("WantsFrozen: want true only with a frozen variant")
+	}
+	online.Freeze() // no frozen variant: a no-op
+	if _, at := online.FrozenVersion(); !at.IsZero() {
+		t.Fatal("a scorer without a frozen variant took a copy")
+	}
+	check := func(s *Scorer, user string, want []string, fallback bool) {
+		t.Helper()
+		code, body := get(t, s, "k=2&user_id="+user)
+		if got := itemIDs(body); code != 200 || !slices.Equal(got, want) || body["fallback"] != fallback {
+			t.Fatalf("%s: %d %v fallback %v; want %v fallback %v", user, code, got, body["fallback"], want, fallback)
+		}
+	}
+	check(fz, "u1", []string{"e", "d"}, true) // popularity, before the copy
+	if n := counterValue(t, fz.metrics.fallbacks.WithLabelValues(ReasonFrozenPending)); n != 1 {
+		t.Fatalf("frozen_pending fallbacks %v, want 1", n)
+	}
+	fz.Freeze()
+	if v, at := fz.FrozenVersion(); v != 2 || at.IsZero() {
+		t.Fatalf("frozen version %d at %v", v, at)
+	}
+	check(fz, "u1", []string{"b", "c"}, false)
+
+	// The live model moves on: u1 turns round and has consumed e, item f
+	// is new, user u2 appears.
+	if _, err := online.state.ApplyUsers([]Record{userRec(t, "u1", []float32{-1, 0}, "a", "e"), userRec(t, "u2", []float32{1, 0})}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := online.state.ApplyItems([]Record{itemRec(t, "f", []float32{10, 0}, 0, 1), itemRec(t, "c", []float32{-9, 0}, 0, 3)}); err != nil {
+		t.Fatal(err)
+	}
+	check(online, "u1", []string{"c", "d"}, false)
+	check(online, "u2", []string{"f", "a"}, false)
+	// Frozen: the old vectors of u1 and of the items (c still behind b,
+	// f unknown), the live seen set (a and e excluded).
+	check(fz, "u1", []string{"b", "c"}, false)
+	check(fz, "u2", []string{"e", "d"}, true)
+	if n := counterValue(t, fz.metrics.fallbacks.WithLabelValues(ReasonUnknownUser)); n != 1 {
+		t.Fatalf("unknown_user fallbacks %v, want 1", n)
+	}
+	fz.Freeze()
+	check(fz, "u1", []string{"c", "d"}, false)
+	check(fz, "u2", []string{"f", "a"}, false)
+
+	mfs, _ := reg.Gather()
+	if !slices.ContainsFunc(mfs, func(mf *dto.MetricFamily) bool { return mf.GetName() == "eddy_scorer_frozen_model_age_seconds" }) {
+		t.Fatal("no eddy_scorer_frozen_model_age_seconds metric")
 	}
 }

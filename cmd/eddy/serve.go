@@ -49,10 +49,12 @@ so in /readyz and eddy_scorer_kafka_connected.
 
 Experiments: --variants name[:policy]=weight,... splits users by a hash of
 user_id (the same user always gets the same variant, in every process)
-between policies online (retrieval + ranker), retrieval (ranker off) and
-popularity (the popularity list, "fallback": false). The variant is in the
-response, the served list and the request metrics; analyse with
-'eddy report ab'.
+between policies online (retrieval + ranker), retrieval (ranker off),
+popularity (the popularity list, "fallback": false) and frozen (online over
+a copy of the model taken once the scorer caught up, re-taken every
+--frozen-refresh, e.g. 24h for a nightly-batch baseline; it costs a second
+copy of the model in memory). The variant is in the response, the served
+list and the request metrics; analyse with 'eddy report ab'.
 
 Without --brokers it uses the broker on --embedded-broker-addr, or starts the
 embedded broker in this process.`,

@@ -53,7 +53,8 @@
 // ignored. Fallback lists (popularity for unknown users) and the lists of
 // an experiment's popularity arm ("policy": "popularity", not marked as
 // fallbacks) are skipped: they carry no ranker features. The lists of a
-// "retrieval" arm (ranker off) are learnt from like bootstrapping lists.
+// "retrieval" arm (ranker off) are learnt from like bootstrapping lists;
+// those of a "frozen" arm like any other list (its features are live).
 //
 // Bootstrapping: a scorer serves lists without features until it has a
 // ranker record, and logs the retrieval score as each item's score. The

@@ -219,3 +219,111 @@ func TestVariantsReportAB(t *testing.T) {
 	}
 	t.Logf("users per variant over %d users; report: %s", len(variantOf), strings.TrimSpace(stdout))
 }
+
+// TestFrozenVariant: eddy serve --variants online=1,frozen=1 serves the
+// frozen arm from a copy of the model taken once the scorer caught up. The
+// learner then turns every user's vector round: the online arm's lists
+// follow, the frozen arm's stay as they were; a user who appears after the
+// copy gets the fallback in the frozen arm.
+func TestFrozenVariant(t *testing.T) {
+	k := testkafka.Start(t, 2)
+	const items, users, k10, dim = 60, 40, 5, 8
+	produceModel(t, k, items, users, dim)
+	addr := freeAddr(t)
+	srv := startEddy(t, nil, "serve", "--brokers", strings.Join(k.Brokers, ","), "--topic-prefix", k.Layout.Prefix,
+		"--partitions", fmt.Sprint(k.Layout.Partitions), "--http-addr", addr, "--log-format", "json",
+		"--variants", "online=1,frozen=1")
+	waitReady(t, srv, "http://"+addr+"/readyz", 60*time.Second)
+	get := func(user string) variantList {
+		t.Helper()
+		resp, err := http.Get(fmt.Sprintf("http://%s/v1/recommendations?k=%d&user_id=%s", addr, k10, user))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		var l variantList
+		if resp.StatusCode != 200 || json.Unmarshal(body, &l) != nil {
+			t.Fatalf("recommendations for %s: %d %s", user, resp.StatusCode, body)
+		}
+		return l
+	}
+	ids := func(l variantList) string {
+		var s []string
+		for _, it := range l.Items {
+			s = append(s, it.ItemID)
+		}
+		return strings.Join(s, ",")
+	}
+	// The copy is taken right after catch-up; wait for it.
+	deadline := time.Now().Add(20 * time.Second)
+	for metricValue(t, addr, "eddy_scorer_frozen_model_age_seconds") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no frozen copy taken")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	before := map[string]variantList{}
+	arms := map[string]int{}
+	for u := range users {
+		l := get(fmt.Sprint("u", u))
+		if l.Fallback {
+			t.Fatalf("u%d in %s: fallback", u, l.Variant)
+		}
+		before[l.UserID] = l
+		arms[l.Variant]++
+	}
+	if arms["online"] == 0 || arms["frozen"] == 0 {
+		t.Fatalf("users per arm %v", arms)
+	}
+
+	// The learner turns every user round (new vectors, version 2) and a
+	// new user appears.
+	rng := rand.New(rand.NewPCG(9, 9))
+	var recs []*kgo.Record
+	for u := range users + 1 {
+		v := make([]float32, dim)
+		for d := range v {
+			v[d] = float32(rng.NormFloat64())
+		}
+		key := fmt.Sprint("u", u)
+		if u == users {
+			key = "newcomer"
+		}
+		b, err := modelrec.AppendVector(nil, &modelrec.Vector{Kind: modelrec.KindUser, ModelVersion: 2, TsMillis: time.Now().UnixMilli(), Vec: v, Updates: 9})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: k.Layout.Name(stream.TopicModelUsers), Key: []byte(key), Value: b})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := k.NewClient(t).ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for metricValue(t, addr, `eddy_scorer_records_applied_total{topic="`+k.Layout.Name(stream.TopicModelUsers)+`"}`) < float64(2*users+1) {
+		if time.Now().After(deadline) {
+			t.Fatal("new user vectors not applied")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	changed := map[string]int{}
+	for u := range users {
+		user := fmt.Sprint("u", u)
+		l := get(user)
+		if l.Variant != before[user].Variant {
+			t.Fatalf("%s moved from %s to %s", user, before[user].Variant, l.Variant)
+		}
+		if ids(l) != ids(before[user]) {
+			changed[l.Variant]++
+		}
+	}
+	if changed["frozen"] != 0 || changed["online"] < arms["online"]/2 {
+		t.Fatalf("lists changed per arm %v of %v: want every frozen list unchanged and most online ones new", changed, arms)
+	}
+	if l := get("newcomer"); l.Fallback != (l.Variant == "frozen") {
+		t.Fatalf("newcomer in %s: fallback %v", l.Variant, l.Fallback)
+	}
+	t.Logf("users per arm %v, lists changed by the new vectors %v", arms, changed)
+}
