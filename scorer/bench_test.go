@@ -58,3 +58,23 @@ type discardWriter struct {
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
+// BenchmarkFreeze measures taking a frozen variant's copy of a 100k-item,
+// 100k-user, dim-64 model (int8 index): the time the state's read lock is
+// held, which delays the consumer's next batch by as much.
+func BenchmarkFreeze(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.Variants = "online=1,frozen=1"
+	st := NewState(cfg)
+	if err := LoadSynthetic(st, SyntheticSpec{Items: 100000, Users: 100000, Dim: 64, Seen: 20, Seed: 1, Ranker: true}); err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(cfg, st, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for b.Loop() {
+		s.Freeze()
+	}
+}
