@@ -39,7 +39,7 @@
 // fallback, as without experiments. Analysis: package scorer/abtest and
 // `eddy report ab`. The frozen copy costs a second copy of the item matrix
 // and of the user vectors (about 2× the hot-state memory) and is taken
-// under the state's read lock (tens of milliseconds at 100k × 64), so it
+// under the state's read lock (about 120 ms at 100k × 64), so it
 // exists only when a variant asks for it.
 //
 // Hot path: concurrent requests share passes over the item matrix through
