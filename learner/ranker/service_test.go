@@ -24,6 +24,9 @@ type kenv struct {
 	cfg   Config
 	cl    *kgo.Client
 	lists int
+	// last is the most recently started service, whose joiner counters
+	// waitFor reports when it times out.
+	last *running
 }
 
 func newKenv(t *testing.T, partitions int32) *kenv {
@@ -92,17 +95,24 @@ func eventMs(t testing.TB, r *kgo.Record) int64 {
 	return ev.Time.UnixMilli()
 }
 
+// produce writes copies of the lists and events to their topics, stamped
+// with the wall clock as ingest and the scorer stamp them. The synthetic
+// records carry their event time (2025) as Kafka timestamp, and a real
+// broker's time retention (7 days) deleted such segments mid-test when its
+// retention check came round (CI: a restart test lost a third of its lists).
 func (e *kenv) produce(t *testing.T, recs, events []*kgo.Record) {
 	t.Helper()
+	out := make([]*kgo.Record, 0, len(recs)+len(events))
+	now := time.Now()
 	for _, r := range recs {
-		r.Topic = e.cfg.Topics.Recs
+		out = append(out, &kgo.Record{Topic: e.cfg.Topics.Recs, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: now})
 	}
 	for _, r := range events {
-		r.Topic = e.cfg.Topics.Events
+		out = append(out, &kgo.Record{Topic: e.cfg.Topics.Events, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: now})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := e.cl.ProduceSync(ctx, slices.Concat(recs, events)...).FirstErr(); err != nil {
+	if err := e.cl.ProduceSync(ctx, out...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	e.lists += len(recs)
@@ -131,6 +141,7 @@ func (e *kenv) start(t *testing.T, name, dir string) *running {
 	r := &running{s: s, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- s.Run(ctx) }()
 	t.Cleanup(func() { r.stop(t) })
+	e.last = r
 	return r
 }
 
@@ -205,7 +216,17 @@ func (e *kenv) waitFor(t *testing.T, want int, timeout time.Duration) (*modelrec
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %d examples (want %d), latest ranker %+v", timeout, len(exs), want, got)
+			diag := ""
+			if r := e.last; r != nil {
+				diag = "; last service's joiner: " + joinCounts(r.s.m)
+				select {
+				case err := <-r.done:
+					diag += fmt.Sprintf("; it ended with %v", err)
+					r.done <- err
+				default:
+				}
+			}
+			t.Fatalf("after %v: %d examples (want %d), latest ranker %+v%s", timeout, len(exs), want, got, diag)
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
@@ -277,6 +298,9 @@ func TestServiceRestartIsExact(t *testing.T) {
 	b.stop(t)
 	e.start(t, "a", dir)
 	e.produce(t, recs[2*third:], events[len(events)/2:])
+	// Static members (InstanceID) do not leave their groups on close: the
+	// restarted a waits for b's session (10 s) to time out in each of the
+	// four groups.
 	rk, exs := e.waitFor(t, 5*e.lists, 120*time.Second)
 	pos := 0
 	var x Example
