@@ -15,45 +15,71 @@ import (
 	"github.com/eddyrec/eddy/stream"
 )
 
-func TestConsumerReplaysAndFollowsModelTopics(t *testing.T) {
-	k := testkafka.Start(t, 3)
-	topics := Topics{Users: k.Layout.Name(stream.TopicModelUsers), Items: k.Layout.Name(stream.TopicModelItems), Ranker: k.Layout.Name(stream.TopicModelRanker)}
-	prod := k.NewClient(t)
-	ctx := context.Background()
-	produce := func(topic string, recs ...Record) {
-		t.Helper()
-		for _, r := range recs {
-			if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
+// modelKafka is a broker with Eddy's model topics and a producer to them.
+type modelKafka struct {
+	k      *testkafka.Kafka
+	topics Topics
+	prod   *kgo.Client
+}
+
+func newModelKafka(t *testing.T, partitions int32) *modelKafka {
+	k := testkafka.Start(t, partitions)
+	return &modelKafka{k: k, prod: k.NewClient(t),
+		topics: Topics{Users: k.Layout.Name(stream.TopicModelUsers), Items: k.Layout.Name(stream.TopicModelItems), Ranker: k.Layout.Name(stream.TopicModelRanker)}}
+}
+
+func (m *modelKafka) produce(t *testing.T, topic string, recs ...Record) {
+	t.Helper()
+	for _, r := range recs {
+		if err := m.prod.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value}).FirstErr(); err != nil {
+			t.Fatal(err)
 		}
 	}
+}
+
+// newScorer returns a scorer with cfg and a consumer of the model topics
+// into its state, not yet running; both are closed when the test ends.
+func (m *modelKafka) newScorer(t *testing.T, cfg Config) (*Scorer, *Consumer) {
+	t.Helper()
+	s, err := New(cfg, NewState(cfg), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	kc := m.k.Client()
+	opts, err := kc.Opts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewConsumer(s, m.topics, slog.New(slog.DiscardHandler), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return s, c
+}
+
+// run runs c until the test ends.
+func run(t *testing.T, c *Consumer) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func TestConsumerReplaysAndFollowsModelTopics(t *testing.T) {
+	m := newModelKafka(t, 3)
+	k, topics, ctx := m.k, m.topics, context.Background()
+	produce := func(topic string, recs ...Record) { t.Helper(); m.produce(t, topic, recs...) }
 	// State that exists before the scorer starts.
 	produce(topics.Items, itemRec(t, "a", []float32{3, 0}, 0, 1), itemRec(t, "b", []float32{2, 0}, 0, 1), itemRec(t, "c", []float32{1, 0}, 0, 1))
 	produce(topics.Users, userRec(t, "u1", []float32{1, 0}, "a"))
 
-	s, err := New(DefaultConfig(), NewState(DefaultConfig()), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	cfg := k.Client()
-	opts, err := cfg.Opts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewConsumer(s, topics, slog.New(slog.DiscardHandler), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	s, c := m.newScorer(t, DefaultConfig())
 	if c.Ready(ctx) == nil {
 		t.Fatal("ready before reading anything")
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(rctx) }()
-	defer func() { cancel(); <-done }()
+	run(t, c)
 
 	waitFor(t, "ready", func() bool { return c.Ready(ctx) == nil })
 	recommend := func() []string {
@@ -110,39 +136,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // model from before the learner published), then leaves it alone while the
 // live model moves on (no --frozen-refresh).
 func TestConsumerFreezesOnceCaughtUp(t *testing.T) {
-	k := testkafka.Start(t, 2)
-	topics := Topics{Users: k.Layout.Name(stream.TopicModelUsers), Items: k.Layout.Name(stream.TopicModelItems), Ranker: k.Layout.Name(stream.TopicModelRanker)}
-	prod := k.NewClient(t)
-	ctx := context.Background()
-	produce := func(topic string, recs ...Record) {
-		t.Helper()
-		for _, r := range recs {
-			if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	m := newModelKafka(t, 2)
+	topics, ctx := m.topics, context.Background()
+	produce := func(topic string, recs ...Record) { t.Helper(); m.produce(t, topic, recs...) }
 	cfg := DefaultConfig()
 	cfg.Variants = "frozen=1"
-	s, err := New(cfg, NewState(cfg), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	kc := k.Client()
-	opts, err := kc.Opts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewConsumer(s, topics, slog.New(slog.DiscardHandler), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(rctx) }()
-	defer func() { cancel(); <-done }()
+	s, c := m.newScorer(t, cfg)
+	run(t, c)
 	waitFor(t, "ready on empty topics", func() bool { return c.Ready(ctx) == nil })
 
 	recommend := func() ([]string, bool) {

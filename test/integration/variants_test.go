@@ -60,6 +60,22 @@ func produceModel(t *testing.T, k *testkafka.Kafka, items, users, dim int) {
 	}
 }
 
+// getList asks eddy serve at addr for k recommendations for user.
+func getList(t *testing.T, addr string, k int, user string) variantList {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://%s/v1/recommendations?k=%d&user_id=%s", addr, k, user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var l variantList
+	if resp.StatusCode != 200 || json.Unmarshal(body, &l) != nil {
+		t.Fatalf("recommendations for %s: %d %s", user, resp.StatusCode, body)
+	}
+	return l
+}
+
 type variantList struct {
 	UserID    string `json:"user_id"`
 	RequestID string `json:"request_id"`
@@ -87,20 +103,7 @@ func TestVariantsReportAB(t *testing.T) {
 		"--variants", "online=1,popularity=1")
 	waitReady(t, srv, "http://"+addr+"/readyz", 60*time.Second)
 
-	get := func(user string) variantList {
-		t.Helper()
-		resp, err := http.Get(fmt.Sprintf("http://%s/v1/recommendations?k=%d&user_id=%s", addr, k10, user))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		var l variantList
-		if resp.StatusCode != 200 || json.Unmarshal(body, &l) != nil {
-			t.Fatalf("recommendations for %s: %d %s", user, resp.StatusCode, body)
-		}
-		return l
-	}
+	get := func(user string) variantList { t.Helper(); return getList(t, addr, k10, user) }
 	type tally struct {
 		lists, impressions, clicks int64
 		watch                      float64
@@ -234,20 +237,7 @@ func TestFrozenVariant(t *testing.T) {
 		"--partitions", fmt.Sprint(k.Layout.Partitions), "--http-addr", addr, "--log-format", "json",
 		"--variants", "online=1,frozen=1")
 	waitReady(t, srv, "http://"+addr+"/readyz", 60*time.Second)
-	get := func(user string) variantList {
-		t.Helper()
-		resp, err := http.Get(fmt.Sprintf("http://%s/v1/recommendations?k=%d&user_id=%s", addr, k10, user))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		var l variantList
-		if resp.StatusCode != 200 || json.Unmarshal(body, &l) != nil {
-			t.Fatalf("recommendations for %s: %d %s", user, resp.StatusCode, body)
-		}
-		return l
-	}
+	get := func(user string) variantList { t.Helper(); return getList(t, addr, k10, user) }
 	ids := func(l variantList) string {
 		var s []string
 		for _, it := range l.Items {
