@@ -38,9 +38,10 @@
 // experiment. Unknown users in an online or retrieval arm still get the
 // fallback, as without experiments. Analysis: package scorer/abtest and
 // `eddy report ab`. The frozen copy costs a second copy of the item matrix
-// and of the user vectors (about 2× the hot-state memory) and is taken
-// under the state's read lock (about 120 ms at 100k × 64), so it
-// exists only when a variant asks for it.
+// and of the user vectors (about 2× the hot-state memory) and about
+// 120 ms of the consumer's time at 100k × 64 (requests go on meanwhile:
+// the consumer is the state's only writer and takes the copy between
+// batches), so it exists only when a variant asks for it.
 //
 // Hot path: concurrent requests share passes over the item matrix through
 // a topk.Coalescer; the response body and the served-list record are
