@@ -59,6 +59,21 @@ func (m *modelKafka) newScorer(t *testing.T, cfg Config) (*Scorer, *Consumer) {
 	return s, c
 }
 
+// recommendIDs returns the ids of user's top k, seen items excluded, and
+// whether the answer was the fallback.
+func recommendIDs(t *testing.T, s *Scorer, user string, k int) ([]string, bool) {
+	t.Helper()
+	resp, err := s.Recommend(context.Background(), Request{UserID: user, K: k, ExcludeSeen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, it := range resp.Items {
+		ids = append(ids, it.ItemID)
+	}
+	return ids, resp.Fallback
+}
+
 // run runs c until the test ends.
 func run(t *testing.T, c *Consumer) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -82,17 +97,7 @@ func TestConsumerReplaysAndFollowsModelTopics(t *testing.T) {
 	run(t, c)
 
 	waitFor(t, "ready", func() bool { return c.Ready(ctx) == nil })
-	recommend := func() []string {
-		resp, err := s.Recommend(ctx, Request{UserID: "u1", K: 5, ExcludeSeen: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ids []string
-		for _, it := range resp.Items {
-			ids = append(ids, it.ItemID)
-		}
-		return ids
-	}
+	recommend := func() []string { ids, _ := recommendIDs(t, s, "u1", 5); return ids }
 	// Ready means caught up: the records produced before start are applied.
 	if got := recommend(); !slices.Equal(got, []string{"b", "c"}) {
 		t.Fatalf("after catch-up %v, want [b c]", got)
@@ -145,17 +150,7 @@ func TestConsumerFreezesOnceCaughtUp(t *testing.T) {
 	run(t, c)
 	waitFor(t, "ready on empty topics", func() bool { return c.Ready(ctx) == nil })
 
-	recommend := func() ([]string, bool) {
-		resp, err := s.Recommend(ctx, Request{UserID: "u1", K: 2, ExcludeSeen: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ids []string
-		for _, it := range resp.Items {
-			ids = append(ids, it.ItemID)
-		}
-		return ids, resp.Fallback
-	}
+	recommend := func() ([]string, bool) { return recommendIDs(t, s, "u1", 2) }
 	// Items first: a copy without users is retaken until one has both.
 	produce(topics.Items, itemRec(t, "a", []float32{3, 0}, 0, 1), itemRec(t, "b", []float32{2, 0}, 0, 1), itemRec(t, "c", []float32{1, 0}, 0, 9))
 	waitFor(t, "items applied", func() bool { n, _, _ := s.state.Sizes(); return n == 3 })

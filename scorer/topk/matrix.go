@@ -83,19 +83,19 @@ func (m *Matrix) Clone() *Matrix {
 	c.data = cloneAdvised(m.data)
 	c.bias = append([]float32(nil), m.bias...)
 	if m.q8 != nil {
-		c.q8 = make([]uint8, len(m.q8))
-		adviseHugePages(unsafe.Pointer(unsafe.SliceData(c.q8)), len(c.q8))
-		copy(c.q8, m.q8)
+		c.q8 = cloneAdvised(m.q8)
 		c.q8scale = append([]float32(nil), m.q8scale...)
 	}
 	return &c
 }
 
-// cloneAdvised copies a vector array into memory advised for huge pages,
-// as reserve allocates it.
-func cloneAdvised(src []float32) []float32 {
-	dst := make([]float32, len(src))
-	adviseHugePages(unsafe.Pointer(unsafe.SliceData(dst)), 4*len(dst))
+// cloneAdvised copies one of the large arrays (float32 vectors, their
+// int8 copy) into memory advised for huge pages, as reserve allocates them.
+func cloneAdvised[T float32 | uint8](src []T) []T {
+	dst := make([]T, len(src))
+	if len(dst) > 0 {
+		adviseHugePages(unsafe.Pointer(unsafe.SliceData(dst)), int(unsafe.Sizeof(dst[0]))*len(dst))
+	}
 	copy(dst, src)
 	return dst
 }
