@@ -64,14 +64,19 @@
 // BenchmarkObserve50Signals. Judging a window of 50 signals against its
 // reference takes a few milliseconds, once per window.
 //
-// In the role (Role) a sampled record costs about 5 µs of CPU end to end
+// In the role (Role) a sampled record costs about 6 µs of CPU end to end
 // (fetch, decode, observe, the window-state log, the transaction). How the
 // sampled users' events reach the role matters more at a 1% sample: the
 // role's own events forwarder reads every event a second time (~1.2 µs per
 // event, ~20% of processing CPU); with RoleConfig.ForwardEvents false the
 // process role's user stage copies them (a key hash per event plus the
-// copies, ~0.03–0.05 µs per event) and the role then costs ~0.1–0.2 µs per
-// event, ~1.5–3.7% of processing CPU in all (BENCHMARKS.md "Drift role").
+// copies, ~0.03 µs per event). The role keeps its state in memory, rebuilt
+// from its changelogs at start (RoleConfig.StateOnDisk), because three idle
+// Badger stores woke their compactors 120 times a second, ~20 ms of CPU
+// per second, more than the records; and its stages fetch up to a second of
+// input per batch. Measured on a real-time stream at 50,000 events/s the
+// role costs ~7.5 ms of CPU per second, 0.8% of the process role's
+// (BENCHMARKS.md "Drift role").
 //
 // # Summaries
 //

@@ -273,18 +273,26 @@ func TestRoleEventsFromInput(t *testing.T) {
 }
 
 // TestRoleRestartSameReports: a role stopped midway and restarted from its
-// stored state (snapshot, log, merger, reference, policy) publishes exactly
+// stored state (snapshot, log, merger, reference, policy; in memory, rebuilt
+// from its changelogs, or in Badger) publishes exactly
 // the reports and the request of an uninterrupted run, none twice.
 func TestRoleRestartSameReports(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runtime test: several seconds on kfake")
 	}
+	for _, onDisk := range []bool{false, true} {
+		t.Run(fmt.Sprintf("state_on_disk=%v", onDisk), func(t *testing.T) { testRoleRestartSameReports(t, onDisk) })
+	}
+}
+
+func testRoleRestartSameReports(t *testing.T, onDisk bool) {
 	cfg := roleTestConfig(t)
 	evs := roleTestStream(t, 33_000)
 	want := offlineReports(t, cfg, evs, 2)
 	k := testkafka.Start(t, 2)
 	dir := t.TempDir()
 	rc := roleConfigFor(t, k, dir, cfg)
+	rc.StateOnDisk = onDisk
 	rc.SnapshotBytes = 64 << 10 // exercise snapshots and the log both
 	rc.AlignSpan = 0            // no served lists to wait for
 	half := 16_000
@@ -469,13 +477,15 @@ func TestRoleServedListsAndPromotion(t *testing.T) {
 
 func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// TestRoleStartFailureReleasesStores: a stage that cannot start (its store
-// directory is a file) fails Run, and the stores the earlier stages opened
-// are closed, so a second attempt can open them again.
+// TestRoleStartFailureReleasesStores: with its state on disk, a stage that
+// cannot start (its store directory is a file) fails Run, and the stores
+// the earlier stages opened are closed, so a second attempt can open them
+// again.
 func TestRoleStartFailureReleasesStores(t *testing.T) {
 	k := testkafka.Start(t, 1)
 	dir := t.TempDir()
 	rc := roleConfigFor(t, k, dir, roleTestConfig(t))
+	rc.StateOnDisk = true
 	bad := filepath.Join(dir, rc.Group+"-windows-state")
 	if err := os.WriteFile(bad, []byte("not a directory"), 0o644); err != nil {
 		t.Fatal(err)

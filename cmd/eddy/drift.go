@@ -49,6 +49,7 @@ type driftFlags struct {
 	idleWindows  int
 	alignSpan    time.Duration
 	wipeReset    bool
+	stateOnDisk  bool
 	eventsFrom   string
 }
 
@@ -74,6 +75,7 @@ func (f *driftFlags) register(fs *flag.FlagSet, prefix string) {
 	fs.IntVar(&f.idleWindows, prefix+"idle-windows", 3, "windows a partition may lag the most advanced one before it is treated as idle (event-time windows)")
 	fs.DurationVar(&f.alignSpan, prefix+"align-span", 15*time.Minute, "event time one source (events, served lists) waits for the other in a partition: a stopped scorer delays event signals this long; 0 disables alignment")
 	fs.BoolVar(&f.wipeReset, prefix+"reset-on-wiped-broker", false, "drop local drift state when the broker's log was wiped (default: stop with an error)")
+	fs.BoolVar(&f.stateOnDisk, prefix+"state-on-disk", false, "keep the role's state in Badger under <data-dir>/state instead of in memory (rebuilt from its changelog topics at start; drift state is a few MB, and Badger's idle compactors would cost more CPU than the role's records)")
 	f.eventsFrom = driftEventsForward
 	fs.StringVar(&f.eventsFrom, prefix+"events-from", f.eventsFrom, "where the sampled users' events come from: forward (the role reads the whole events topic) or process (eddy process --drift-sample copies them into the input topic; same sample and group required)")
 }
@@ -121,6 +123,7 @@ func (f *driftFlags) config(fs *flag.FlagSet) (driftSettings, error) {
 		return driftSettings{}, usageError{fmt.Errorf("--%sevents-from %q: want forward or process", f.prefix, f.eventsFrom)}
 	}
 	rc.Runtime.InstanceID = f.instanceID
+	rc.StateOnDisk = f.stateOnDisk
 	if f.wipeReset {
 		rc.Runtime.OnBrokerWiped = task.WipeReset
 	}

@@ -23,10 +23,25 @@ func openTestStoreSize(t testing.TB, memtable int64) *store {
 	return s
 }
 
+// storeKinds opens each kind of store: Badger and in memory.
+var storeKinds = []struct {
+	name string
+	open func(testing.TB) *store
+}{
+	{"badger", openTestStore},
+	{"memory", func(testing.TB) *store { return &store{mem: newMemKV(), dir: "(in memory)"} }},
+}
+
 // TestBatchReadsOwnWrites runs scripted operations against a batch over a
-// store holding committed values, in two partitions to show isolation.
+// store holding committed values, in two partitions to show isolation, for
+// each kind of store.
 func TestBatchReadsOwnWrites(t *testing.T) {
-	s := openTestStore(t)
+	for _, kind := range storeKinds {
+		t.Run(kind.name, func(t *testing.T) { testBatchReadsOwnWrites(t, kind.open(t)) })
+	}
+}
+
+func testBatchReadsOwnWrites(t *testing.T, s *store) {
 	w := s.newWriter()
 	for _, kv := range [][3]string{{"1", "a", "committed-a"}, {"1", "b", "committed-b"}, {"2", "a", "other-partition"}} {
 		p := int32(kv[0][0] - '0')
@@ -39,8 +54,8 @@ func TestBatchReadsOwnWrites(t *testing.T) {
 	}
 
 	b := newBatch(1)
-	b.snap = s.db.NewTransaction(false)
-	defer b.snap.Discard()
+	b.snap = s.snapshot()
+	defer b.snap.discard()
 	steps := []struct {
 		op, key, val string
 		want         string // for get: value or "-" for missing
@@ -105,8 +120,8 @@ func TestBatchReadsOwnWrites(t *testing.T) {
 func TestBatchLimits(t *testing.T) {
 	s := openTestStore(t)
 	b := newBatch(0)
-	b.snap = s.db.NewTransaction(false)
-	defer b.snap.Discard()
+	b.snap = s.snapshot()
+	defer b.snap.discard()
 	tests := []struct {
 		name string
 		err  error
@@ -175,7 +190,12 @@ func TestWriterSplitsBigBatches(t *testing.T) {
 // writes, then the dirty set (committed to Kafka, not yet to Badger), then
 // the set being flushed, then the Badger snapshot.
 func TestBatchReadsThroughWriteBack(t *testing.T) {
-	s := openTestStore(t)
+	for _, kind := range storeKinds {
+		t.Run(kind.name, func(t *testing.T) { testBatchReadsThroughWriteBack(t, kind.open(t)) })
+	}
+}
+
+func testBatchReadsThroughWriteBack(t *testing.T, s *store) {
 	w := s.newWriter()
 	for _, k := range []string{"a", "b", "c", "d"} {
 		if err := w.set(appendStateKey(nil, 0, []byte(k)), []byte("badger-"+k)); err != nil {
@@ -192,8 +212,8 @@ func TestBatchReadsThroughWriteBack(t *testing.T) {
 	dirty.set([]byte("a"), []byte("dirty-a"), false)
 	dirty.set([]byte("b"), []byte("dirty-b"), false)
 	b := newBatch(0)
-	b.dirty, b.flushing, b.snap = &dirty, &flushing, s.db.NewTransaction(false)
-	defer b.snap.Discard()
+	b.dirty, b.flushing, b.snap = &dirty, &flushing, s.snapshot()
+	defer b.snap.discard()
 	if err := b.Delete([]byte("c")); err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,14 @@ type Config struct {
 	Topic string
 	// DataDir holds the Badger store, in DataDir/<group>-<store>.
 	DataDir string
+	// InMemory keeps the state in a Go map instead of Badger, rebuilt from
+	// the changelog at every start (Kafka Streams' in-memory stores): for
+	// small state only, since a restart reads all of it back from Kafka and
+	// it all stays in RAM. It saves an idle runtime Badger's background
+	// work (two compactors waking every 50 ms), which for the drift role's
+	// few-megabyte stages cost more CPU than their records. DataDir is not
+	// used.
+	InMemory bool
 	// ChangelogTopic overrides the changelog topic's name.
 	ChangelogTopic string
 
@@ -62,6 +70,15 @@ type Config struct {
 	// MemTableSize is Badger's memtable size. One Badger transaction holds
 	// at most 15% of it; bigger batches are split (see doc.go).
 	MemTableSize int64
+
+	// FetchMinBytes and FetchMaxWait are the consumer's fetch settings: the
+	// broker answers a fetch once FetchMinBytes are there or FetchMaxWait
+	// has passed. Every batch is a Kafka transaction, so a runtime with a
+	// thin input and no need for low latency (the drift role's) sets a
+	// larger FetchMinBytes to gather its records into fewer, bigger
+	// batches. Defaults 1 byte and 500 ms.
+	FetchMinBytes int32
+	FetchMaxWait  time.Duration
 
 	// TransactionTimeout bounds an open Kafka transaction: a crashed owner's
 	// transaction is aborted after it if no new owner fences it first.
@@ -101,6 +118,8 @@ func DefaultConfig() Config {
 		MemTableSize:       16 << 20,
 		LocalFlushInterval: time.Second,
 		LocalFlushBytes:    16 << 20,
+		FetchMinBytes:      1,
+		FetchMaxWait:       500 * time.Millisecond,
 		TransactionTimeout: 30 * time.Second,
 		CommitTimeout:      30 * time.Second,
 		SessionTimeout:     45 * time.Second,
@@ -118,8 +137,10 @@ func (c *Config) Validate() error {
 		return errors.New("task: Store is required")
 	case c.Topic == "":
 		return errors.New("task: Topic is required")
-	case c.DataDir == "":
-		return errors.New("task: DataDir is required")
+	case c.DataDir == "" && !c.InMemory:
+		return errors.New("task: DataDir is required (or InMemory)")
+	case c.FetchMinBytes < 1 || c.FetchMaxWait < time.Millisecond:
+		return fmt.Errorf("task: FetchMinBytes %d / FetchMaxWait %v: want ≥ 1 / ≥ 1ms", c.FetchMinBytes, c.FetchMaxWait)
 	case c.MaxBatchRecords < 1:
 		return fmt.Errorf("task: MaxBatchRecords %d: want ≥ 1", c.MaxBatchRecords)
 	case c.MaxBatchBytes < 1:

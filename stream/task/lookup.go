@@ -1,10 +1,9 @@
 package task
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // ErrNotOwned is returned by the read API for a partition this instance does
@@ -61,33 +60,25 @@ func (r *Runtime) ReadStored(partition int32, key []byte) (value []byte, found b
 		}
 	}
 	storedNext = -1
-	err = r.store.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(metaKey(partition))
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-		case err != nil:
+	err = r.store.view(func(rd reader) error {
+		if _, err := rd.get(metaKey(partition), func(v []byte) error {
+			m, err := decodeMeta(v)
+			storedNext = m.SourceNext
 			return err
-		default:
-			if err := item.Value(func(v []byte) error {
-				m, err := decodeMeta(v)
-				storedNext = m.SourceNext
-				return err
-			}); err != nil {
-				return err
-			}
+		}); err != nil {
+			return err
 		}
 		if key == nil {
 			return nil
 		}
-		item, err = txn.Get(appendStateKey(nil, partition, key))
-		if errors.Is(err, badger.ErrKeyNotFound) {
+		var err error
+		found, err = rd.get(appendStateKey(nil, partition, key), func(v []byte) error {
+			value = bytes.Clone(v)
+			if value == nil {
+				value = []byte{}
+			}
 			return nil
-		}
-		if err != nil {
-			return err
-		}
-		value, err = item.ValueCopy(nil)
-		found = err == nil
+		})
 		return err
 	})
 	if err != nil {

@@ -12,10 +12,16 @@ import (
 // committed offset moves with batches, and the local store, once its
 // stored offset reaches the committed one, holds exactly the counts the
 // producer sent (no uncommitted value is ever visible: the store only
-// receives committed batches).
+// receives committed batches), for a Badger and an in-memory store.
 func TestReadStored(t *testing.T) {
+	t.Run("badger", func(t *testing.T) { testReadStored(t, false) })
+	t.Run("memory", func(t *testing.T) { testReadStored(t, true) })
+}
+
+func testReadStored(t *testing.T, inMemory bool) {
 	e := newEnv(t, 2)
 	cfg := e.config(t, t.TempDir())
+	cfg.InMemory = inMemory
 	cfg.LocalFlushInterval = 50 * time.Millisecond
 	r := start(t, cfg, counterFactory(e.out))
 

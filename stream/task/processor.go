@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -70,7 +69,7 @@ type Batch struct {
 	// yet written to Badger (the task's dirty set), writes being written
 	// to Badger, and a Badger snapshot taken before that write started.
 	dirty, flushing *writeSet
-	snap            *badger.Txn
+	snap            reader
 }
 
 type span struct{ off, n int }
@@ -204,16 +203,13 @@ func (b *Batch) Get(key []byte) (value []byte, found bool, err error) {
 		}
 	}
 	b.keyBuf = appendStateKey(b.keyBuf[:0], b.partition, key)
-	item, err := b.snap.Get(b.keyBuf)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, false, nil
-	}
+	var s span
+	found, err = b.snap.get(b.keyBuf, func(v []byte) error { s = b.own.put(v); return nil })
 	if err != nil {
 		return nil, false, fmt.Errorf("task: get state key of partition %d: %w", b.partition, err)
 	}
-	var s span
-	if err := item.Value(func(v []byte) error { s = b.own.put(v); return nil }); err != nil {
-		return nil, false, fmt.Errorf("task: read state value of partition %d: %w", b.partition, err)
+	if !found {
+		return nil, false, nil
 	}
 	return b.own.bytes(s), true, nil
 }

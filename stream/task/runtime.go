@@ -69,9 +69,11 @@ func New(cfg Config, factory ProcessorFactory, reg prometheus.Registerer, log *s
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(cfg.storeDir(), cfg.MemTableSize, log)
-	if err != nil {
-		return nil, err
+	st := &store{mem: newMemKV(), dir: "(in memory)"}
+	if !cfg.InMemory {
+		if st, err = openStore(cfg.storeDir(), cfg.MemTableSize, log); err != nil {
+			return nil, err
+		}
 	}
 	return &Runtime{
 		cfg:        cfg,
@@ -196,8 +198,9 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 		// A fetch in flight is not widened to partitions assigned
 		// while it waits; a short wait bounds how long a newly assigned
 		// (or restored) partition sits idle. Data on fetched partitions
-		// is answered at once either way.
-		kgo.FetchMaxWait(500*time.Millisecond),
+		// is answered at once either way (with FetchMinBytes 1).
+		kgo.FetchMaxWait(r.cfg.FetchMaxWait),
+		kgo.FetchMinBytes(r.cfg.FetchMinBytes),
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),

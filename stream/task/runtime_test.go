@@ -2,6 +2,7 @@ package task
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -108,6 +109,77 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	e.checkOutputs(t, outs)
 	e.checkCounts(t, storeCounts(t, filepath.Join(dir, cfg.Group+"-"+cfg.Store)))
+}
+
+// TestInMemoryCrashRecovery is TestCrashRecovery for a runtime whose state
+// lives in memory: every start finds nothing local and restores the whole
+// changelog, and crashes at each point, the restore included, still leave
+// each record applied and output once.
+func TestInMemoryCrashRecovery(t *testing.T) {
+	e := newEnv(t, 2)
+	var ab abandonedClients
+	t.Cleanup(ab.closeAll)
+	rng := rand.New(rand.NewPCG(9, 9))
+	memCfg := func() Config {
+		cfg := e.config(t, "")
+		cfg.InMemory = true
+		return cfg
+	}
+	for round, at := range []crashPoint{crashAfterProcess, crashAfterProduce, crashAfterKafkaCommit, crashAfterStoreCommit, crashDuringRestore} {
+		e.produce(t, 300+rng.IntN(300), 25)
+		cfg := memCfg()
+		cfg.MaxBatchRecords = 20 + rng.IntN(60)
+		var chances atomic.Int32
+		fireAfter := int32(1 + rng.IntN(3))
+		var fired atomic.Bool
+		cfg.hooks = &hooks{
+			crash: func(_ int32, p crashPoint) bool {
+				if p != at || fired.Load() || chances.Add(1) < fireAfter {
+					return false
+				}
+				return fired.CompareAndSwap(false, true)
+			},
+			abandoned:    ab.add,
+			restoreChunk: 7,
+		}
+		r := start(t, cfg, counterFactory(e.out))
+		if err := r.wait(t, 60*time.Second); !isCrash(err) {
+			t.Fatalf("round %d (crash point %d): Run = %v, want the simulated crash", round, at, err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	rt, err := New(memCfg(), counterFactory(e.out), reg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startRuntime(t, rt)
+	outs := e.waitOutputs(t, e.nsent, 60*time.Second)
+	if err := r.stop(t); err != nil {
+		t.Fatalf("final Run: %v", err)
+	}
+	e.checkOutputs(t, outs)
+	e.checkCounts(t, memCounts(t, rt.store.mem))
+	if counterValue(t, rt.m.restored) == 0 {
+		t.Error("the in-memory runtime restored nothing from the changelog at start")
+	}
+}
+
+// memCounts reads the counters of an in-memory store.
+func memCounts(t testing.TB, kv *memKV) map[string]uint64 {
+	t.Helper()
+	kv.mu.RLock()
+	defer kv.mu.RUnlock()
+	out := map[string]uint64{}
+	for k, v := range kv.m {
+		if k[0] != prefixState {
+			continue
+		}
+		if len(v) != 8 {
+			t.Fatalf("value of %q has %d bytes", k[5:], len(v))
+		}
+		out[k[5:]] += binary.LittleEndian.Uint64(v)
+	}
+	return out
 }
 
 // TestRebalanceAndRestore moves partitions between two members of a group,
@@ -329,11 +401,14 @@ func TestConfigValidate(t *testing.T) {
 		{"no store", func(c *Config) { c.Store = "" }, false},
 		{"no topic", func(c *Config) { c.Topic = "" }, false},
 		{"no dir", func(c *Config) { c.DataDir = "" }, false},
+		{"no dir, in memory", func(c *Config) { c.DataDir, c.InMemory = "", true }, true},
 		{"bad store chars", func(c *Config) { c.Store = "a/b" }, false},
 		{"zero batch", func(c *Config) { c.MaxBatchRecords = 0 }, false},
 		{"tiny memtable", func(c *Config) { c.MemTableSize = 1000 }, false},
 		{"bad policy", func(c *Config) { c.OnBrokerWiped = 7 }, false},
 		{"zero timeout", func(c *Config) { c.CommitTimeout = 0 }, false},
+		{"zero fetch min bytes", func(c *Config) { c.FetchMinBytes = 0 }, false},
+		{"no fetch wait", func(c *Config) { c.FetchMaxWait = 0 }, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

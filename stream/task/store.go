@@ -16,8 +16,12 @@ import (
 // everything in it can be rebuilt from Kafka, which is why writes need not be
 // fsynced and why a commit split over several Badger transactions is safe
 // (see writeBatch).
+//
+// With Config.InMemory the state is a Go map instead (mem), rebuilt from the
+// changelog at every start: db is nil and dir names no directory.
 type store struct {
 	db  *badger.DB
+	mem *memKV
 	dir string
 }
 
@@ -52,6 +56,9 @@ func openStore(dir string, memTableSize int64, log *slog.Logger) (*store, error)
 }
 
 func (s *store) close() error {
+	if s.mem != nil {
+		return nil
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("task: close state store %q: %w", s.dir, err)
 	}
@@ -63,20 +70,14 @@ func (s *store) close() error {
 func (s *store) meta(partition int32) (partitionMeta, bool, error) {
 	m := partitionMeta{SourceNext: -1}
 	found := false
-	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(metaKey(partition))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
+	err := s.view(func(r reader) error {
+		ok, err := r.get(metaKey(partition), func(v []byte) error {
 			var derr error
 			m, derr = decodeMeta(v)
-			found = derr == nil
 			return derr
 		})
+		found = ok && err == nil
+		return err
 	})
 	if err != nil {
 		return m, false, fmt.Errorf("task: read meta of partition %d: %w", partition, err)
@@ -96,16 +97,8 @@ func (s *store) setSourceTopic(topic string) error { return s.setGlobal(globalSo
 
 func (s *store) global(key []byte) (string, error) {
 	var id string
-	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(key)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		v, err := item.ValueCopy(nil)
-		id = string(v)
+	err := s.view(func(r reader) error {
+		_, err := r.get(key, func(v []byte) error { id = string(v); return nil })
 		return err
 	})
 	if err != nil {
@@ -115,9 +108,12 @@ func (s *store) global(key []byte) (string, error) {
 }
 
 func (s *store) setGlobal(key []byte, v string) error {
-	if err := s.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(key, []byte(v))
-	}); err != nil {
+	w := s.newWriter()
+	if err := w.set(key, []byte(v)); err != nil {
+		w.discard()
+		return fmt.Errorf("task: store %q: %w", key, err)
+	}
+	if err := w.commitPlain(); err != nil {
 		return fmt.Errorf("task: store %q: %w", key, err)
 	}
 	return nil
@@ -125,7 +121,13 @@ func (s *store) setGlobal(key []byte, v string) error {
 
 // dropPartition deletes a partition's state and meta.
 func (s *store) dropPartition(partition int32) error {
-	if err := s.db.DropPrefix(statePrefix(partition), metaKey(partition)); err != nil {
+	var err error
+	if s.mem != nil {
+		s.mem.dropPrefix(statePrefix(partition), metaKey(partition))
+	} else {
+		err = s.db.DropPrefix(statePrefix(partition), metaKey(partition))
+	}
+	if err != nil {
 		return fmt.Errorf("task: drop state of partition %d: %w", partition, err)
 	}
 	return nil
@@ -133,11 +135,60 @@ func (s *store) dropPartition(partition int32) error {
 
 // dropAll deletes everything (a new cluster under WipeReset).
 func (s *store) dropAll() error {
+	if s.mem != nil {
+		s.mem.dropPrefix(nil)
+		return nil
+	}
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("task: drop all state: %w", err)
 	}
 	return nil
 }
+
+// reader reads one consistent view of the store: a Badger read
+// transaction, or the in-memory map as it is at each call.
+type reader interface {
+	// get calls fn with key's value (valid only during the call) and
+	// reports whether the key was found.
+	get(key []byte, fn func(v []byte) error) (found bool, err error)
+	discard()
+}
+
+// snapshot returns a reader of the store as it is now. A Badger snapshot
+// stays as it was; the in-memory one follows later writes, which the task
+// only makes from write sets its batches consult first (see Batch.Get), so
+// the two read alike.
+func (s *store) snapshot() reader {
+	if s.mem != nil {
+		return s.mem
+	}
+	return badgerReader{s.db.NewTransaction(false)}
+}
+
+// view calls fn with a reader that sees one state throughout.
+func (s *store) view(fn func(reader) error) error {
+	if s.mem != nil {
+		s.mem.mu.RLock()
+		defer s.mem.mu.RUnlock()
+		return fn(lockedMem{s.mem})
+	}
+	return s.db.View(func(txn *badger.Txn) error { return fn(badgerReader{txn}) })
+}
+
+type badgerReader struct{ txn *badger.Txn }
+
+func (r badgerReader) get(key []byte, fn func(v []byte) error) (bool, error) {
+	item, err := r.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, item.Value(fn)
+}
+
+func (r badgerReader) discard() { r.txn.Discard() }
 
 // writer applies one batch of state writes and the partition meta. It uses
 // one Badger transaction when the batch fits (atomic) and several when Badger
@@ -150,19 +201,31 @@ func (s *store) dropAll() error {
 type writer struct {
 	db  *badger.DB
 	txn *badger.Txn
+	mem *memWriter
 	// parts counts the transactions committed for this batch (metrics).
 	parts int
 }
 
 func (s *store) newWriter() *writer {
+	if s.mem != nil {
+		return &writer{mem: &memWriter{kv: s.mem}}
+	}
 	return &writer{db: s.db, txn: s.db.NewTransaction(true)}
 }
 
 func (w *writer) set(key, value []byte) error {
+	if w.mem != nil {
+		w.mem.set(key, value, false)
+		return nil
+	}
 	return w.do(func(t *badger.Txn) error { return t.Set(key, value) })
 }
 
 func (w *writer) delete(key []byte) error {
+	if w.mem != nil {
+		w.mem.set(key, nil, true)
+		return nil
+	}
 	return w.do(func(t *badger.Txn) error { return t.Delete(key) })
 }
 
@@ -179,34 +242,52 @@ func (w *writer) do(op func(*badger.Txn) error) error {
 	return op(w.txn)
 }
 
+// commitPlain commits what was written, with no meta.
+func (w *writer) commitPlain() error {
+	w.parts++
+	if w.mem != nil {
+		w.mem.commit()
+		return nil
+	}
+	return w.txn.Commit()
+}
+
 // commit writes the meta with the last part and commits it.
 func (w *writer) commit(partition int32, m partitionMeta) error {
 	var buf [metaLen]byte
 	if err := w.set(metaKey(partition), m.appendTo(buf[:0])); err != nil {
-		w.txn.Discard()
+		w.discard()
 		return err
 	}
-	if err := w.txn.Commit(); err != nil {
-		return err
-	}
-	w.parts++
-	return nil
+	return w.commitPlain()
 }
 
 // commitAsync is commit, with the last transaction committed in the
-// background; done is called once it is written (or failed).
+// background; done is called once it is written (or failed). In memory it
+// is written, and done called, before commitAsync returns.
 func (w *writer) commitAsync(partition int32, m partitionMeta, done func(error)) error {
 	meta := m.appendTo(make([]byte, 0, metaLen))
 	if err := w.set(metaKey(partition), meta); err != nil {
-		w.txn.Discard()
+		w.discard()
 		return err
 	}
 	w.parts++
+	if w.mem != nil {
+		w.mem.commit()
+		done(nil)
+		return nil
+	}
 	w.txn.CommitWith(done)
 	return nil
 }
 
-func (w *writer) discard() { w.txn.Discard() }
+func (w *writer) discard() {
+	if w.mem != nil {
+		w.mem.ops = nil
+		return
+	}
+	w.txn.Discard()
+}
 
 // badgerLogger sends Badger's chatter to slog at debug level, and its
 // warnings and errors at their own level.

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -75,7 +74,7 @@ type task struct {
 	dirty, flushing *writeSet
 	dirtyMeta       partitionMeta
 	flight          *flight
-	snap            *badger.Txn
+	snap            reader
 	lastFlush       time.Time
 
 	// Reused per batch: produce records and their keys.
@@ -184,7 +183,7 @@ func (t *task) run() {
 		t.err = err
 	}
 	if t.snap != nil {
-		t.snap.Discard()
+		t.snap.discard()
 		t.snap = nil
 	}
 	crashed = errors.Is(t.err, errSimulatedCrash)
@@ -296,7 +295,7 @@ func (t *task) apply(recs []*kgo.Record) error {
 	b := t.batch
 	b.reset()
 	if t.snap == nil {
-		t.snap = t.rt.store.db.NewTransaction(false)
+		t.snap = t.rt.store.snapshot()
 	}
 	b.dirty, b.flushing, b.snap = t.dirty, t.flushing, t.snap
 	start := time.Now()
@@ -445,9 +444,9 @@ func (t *task) flush() error {
 		return nil
 	}
 	if t.snap != nil {
-		t.snap.Discard()
+		t.snap.discard()
 	}
-	t.snap = t.rt.store.db.NewTransaction(false)
+	t.snap = t.rt.store.snapshot()
 	t.dirty, t.flushing = t.flushing, t.dirty
 	t.dirty.reset()
 	meta := t.dirtyMeta
