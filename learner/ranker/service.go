@@ -125,7 +125,11 @@ func (s *Service) Run(ctx context.Context) error {
 			c.InstanceID += "-ranker-" + st.name
 		}
 		if st.small {
-			c.MemTableSize = 8 << 20 // stateless copies
+			// Stateless copies: the only state is the source offset, so
+			// it lives in memory, restored from the changelog's
+			// checkpoints at start, and no idle Badger store runs its
+			// compactors (see task.Config.InMemory).
+			c.InMemory = true
 		}
 		rt, err := task.New(c, st.factory, s.reg, s.log.With("stage", st.name))
 		if err != nil {

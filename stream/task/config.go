@@ -49,8 +49,9 @@ type Config struct {
 	// small state only, since a restart reads all of it back from Kafka and
 	// it all stays in RAM. It saves an idle runtime Badger's background
 	// work (two compactors waking every 50 ms), which for the drift role's
-	// few-megabyte stages cost more CPU than their records. DataDir is not
-	// used.
+	// few-megabyte stages cost more CPU than their records. The changelog
+	// it creates rolls 16 MiB segments hourly, so that compaction keeps a
+	// restore near the live state's size. DataDir is not used.
 	InMemory bool
 	// ChangelogTopic overrides the changelog topic's name.
 	ChangelogTopic string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -255,9 +256,15 @@ func (r *Runtime) setup(ctx context.Context) error {
 	if rf == 0 {
 		rf = int16(td.Partitions.NumReplicas())
 	}
-	st, err := stream.EnsureTopics(ctx, r.adm, []stream.TopicSpec{{
-		Name: r.changelog, Partitions: parts, ReplicationFactor: rf, Compacted: true,
-	}})
+	spec := stream.TopicSpec{Name: r.changelog, Partitions: parts, ReplicationFactor: rf, Compacted: true}
+	if r.cfg.InMemory {
+		// Every start of an in-memory runtime reads its changelog from
+		// the start, and compaction skips a log's active segment (by
+		// default up to 1 GiB or 7 days): small segments that roll
+		// hourly keep what a restore reads near the live state.
+		spec.Configs = map[string]string{"segment.bytes": strconv.Itoa(inMemorySegmentBytes), "segment.ms": "3600000"}
+	}
+	st, err := stream.EnsureTopics(ctx, r.adm, []stream.TopicSpec{spec})
 	if err != nil {
 		return fmt.Errorf("task: ensure changelog topic: %w", err)
 	}
@@ -341,6 +348,10 @@ func (r *Runtime) bounds(ctx context.Context, topic string, partition int32, sta
 }
 
 var errNoOffsets = errors.New("partition not listed")
+
+// inMemorySegmentBytes is the segment size of an in-memory runtime's
+// changelog (see Config.InMemory).
+const inMemorySegmentBytes = 16 << 20
 
 func (r *Runtime) boundsOnce(ctx context.Context, topic string, partition int32, stable bool) (start, end int64, err error) {
 	starts, err := r.adm.ListStartOffsets(ctx, topic)

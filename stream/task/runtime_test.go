@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -161,6 +163,26 @@ func TestInMemoryCrashRecovery(t *testing.T) {
 	e.checkCounts(t, memCounts(t, rt.store.mem))
 	if counterValue(t, rt.m.restored) == 0 {
 		t.Error("the in-memory runtime restored nothing from the changelog at start")
+	}
+	// Its changelog rolls small segments, so compaction keeps restores short.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rcs, err := kadm.NewClient(e.cl).DescribeTopicConfigs(ctx, rt.ChangelogTopic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rcs.On(rt.ChangelogTopic(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range rc.Configs {
+		if c.Value != nil {
+			got[c.Key] = *c.Value
+		}
+	}
+	if got["segment.bytes"] != strconv.Itoa(inMemorySegmentBytes) || got["segment.ms"] != "3600000" || got["cleanup.policy"] != "compact" {
+		t.Errorf("changelog configs segment.bytes=%q segment.ms=%q cleanup.policy=%q", got["segment.bytes"], got["segment.ms"], got["cleanup.policy"])
 	}
 }
 
