@@ -225,13 +225,13 @@ func (r *Role) Run(ctx context.Context) error {
 		if st.small {
 			// Stateless copies: the smallest store the runtime accepts.
 			c.MemTableSize = 8 << 20
-		} else {
-			// A thin input (a 1 % sample; a few window records) and
-			// windows of minutes: gather up to a second of it per
-			// fetch, so each batch, a Kafka transaction, carries
-			// hundreds of records instead of a few.
-			c.FetchMinBytes, c.FetchMaxWait = 256<<10, time.Second
 		}
+		// Windows of minutes need no fetch latency, and the inputs are
+		// thin (a 1 % sample, a few window records): gather up to a
+		// second of input per fetch, so each batch, a Kafka
+		// transaction, carries hundreds of records instead of a few,
+		// and an idle stage polls once a second.
+		c.FetchMinBytes, c.FetchMaxWait = 256<<10, time.Second
 		rt, err := task.New(c, st.factory, r.reg, r.log)
 		if err != nil {
 			// Run with a canceled context returns at once and closes
