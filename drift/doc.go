@@ -64,7 +64,7 @@
 // BenchmarkObserve50Signals. Judging a window of 50 signals against its
 // reference takes a few milliseconds, once per window.
 //
-// In the role (Role) a sampled record costs about 6 µs of CPU end to end
+// In the role (Role) a sampled record costs about 6.4 µs of CPU end to end
 // (fetch, decode, observe, the window-state log, the transaction). How the
 // sampled users' events reach the role matters more at a 1% sample: the
 // role's own events forwarder reads every event a second time (~1.2 µs per
@@ -74,9 +74,9 @@
 // from its changelogs at start (RoleConfig.StateOnDisk), because three idle
 // Badger stores woke their compactors 120 times a second, ~20 ms of CPU
 // per second, more than the records; and its stages fetch up to a second of
-// input per batch. Measured on a real-time stream at 50,000 events/s the
-// role costs ~7.5 ms of CPU per second, 0.8% of the process role's
-// (BENCHMARKS.md "Drift role").
+// input per batch. Measured on real-time streams of 20,000–70,000 events/s
+// the role costs ~2.8 ms of CPU per second plus ~6.4 µs per sampled record,
+// 0.6–0.9% of the process role's CPU (BENCHMARKS.md "Drift role").
 //
 // # Summaries
 //
