@@ -162,8 +162,10 @@ drift episode). --webhook-url also posts drifted reports and requests.
 
 Internally the role runs four consumer groups (<group>-events, -recs,
 -windows, -monitor) and two topics of its own (<prefix><group>-input,
-<prefix><group>-windows); state lives under <data-dir>/state and survives
-kill -9: reports and requests are produced exactly once.
+<prefix><group>-windows). Its state (a few MB) lives in memory and is
+rebuilt from its changelog topics at start (--state-on-disk: in Badger
+under <data-dir>/state); either way it survives kill -9, and reports and
+requests are produced exactly once.
 
 --events-from process drops the <group>-events stage, which reads the whole
 events topic a second time (most of the role's cost): 'eddy process

@@ -30,17 +30,17 @@ func TestDriftFlagsConfig(t *testing.T) {
 			if c.Window.Sample != defaultDriftSample || time.Duration(c.Window.Size) != 5*time.Minute || c.Window.Events != 0 {
 				t.Errorf("window %+v", c.Window)
 			}
-			if s.Role.Group != "eddy-drift" || s.Role.IdleWindows != 3 || s.Role.Runtime.OnBrokerWiped != task.WipeFail {
+			if s.Role.Group != "eddy-drift" || s.Role.IdleWindows != 3 || s.Role.Runtime.OnBrokerWiped != task.WipeFail || s.Role.StateOnDisk {
 				t.Errorf("role %+v", s.Role)
 			}
 		}, false},
 		{"flags", "", []string{"--window", "1m", "--window-events", "500", "--sample", "1", "--group", "g", "--reset-on-wiped-broker",
-			"--webhook-url", "http://127.0.0.1:9/hook"}, func(t *testing.T, s driftSettings) {
+			"--webhook-url", "http://127.0.0.1:9/hook", "--state-on-disk"}, func(t *testing.T, s driftSettings) {
 			c := s.Role.Drift
 			if c.Window.Sample != 1 || time.Duration(c.Window.Size) != time.Minute || c.Window.Events != 500 {
 				t.Errorf("window %+v", c.Window)
 			}
-			if s.Role.Group != "g" || s.Role.Runtime.OnBrokerWiped != task.WipeReset || s.WebhookURL == "" {
+			if s.Role.Group != "g" || s.Role.Runtime.OnBrokerWiped != task.WipeReset || s.WebhookURL == "" || !s.Role.StateOnDisk {
 				t.Errorf("role %+v", s)
 			}
 		}, false},
