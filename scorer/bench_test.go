@@ -16,15 +16,7 @@ func BenchmarkRecommendHTTP(b *testing.B) {
 		b.Run("index="+index, func(b *testing.B) {
 			cfg := DefaultConfig()
 			cfg.Index = index
-			st := NewState(cfg)
-			if err := LoadSynthetic(st, SyntheticSpec{Items: 20000, Users: 1000, Dim: 64, Seen: 20, Seed: 1, Ranker: true}); err != nil {
-				b.Fatal(err)
-			}
-			s, err := New(cfg, st, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
+			s := syntheticScorer(b, cfg, SyntheticSpec{Items: 20000, Users: 1000, Dim: 64, Seen: 20, Seed: 1, Ranker: true})
 			p := &fakeProducer{discard: true}
 			s.PublishServedLists(p, "bench.recs")
 			defer s.StopPublishing()
@@ -65,16 +57,24 @@ func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 func BenchmarkFreeze(b *testing.B) {
 	cfg := DefaultConfig()
 	cfg.Variants = "online=1,frozen=1"
+	s := syntheticScorer(b, cfg, SyntheticSpec{Items: 100000, Users: 100000, Dim: 64, Seen: 20, Seed: 1, Ranker: true})
+	for b.Loop() {
+		s.Freeze()
+	}
+}
+
+// syntheticScorer returns a scorer for cfg over a state loaded with spec,
+// closed when the benchmark ends.
+func syntheticScorer(b *testing.B, cfg Config, spec SyntheticSpec) *Scorer {
+	b.Helper()
 	st := NewState(cfg)
-	if err := LoadSynthetic(st, SyntheticSpec{Items: 100000, Users: 100000, Dim: 64, Seen: 20, Seed: 1, Ranker: true}); err != nil {
+	if err := LoadSynthetic(st, spec); err != nil {
 		b.Fatal(err)
 	}
 	s, err := New(cfg, st, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
-	for b.Loop() {
-		s.Freeze()
-	}
+	b.Cleanup(s.Close)
+	return s
 }

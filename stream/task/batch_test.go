@@ -29,7 +29,7 @@ var storeKinds = []struct {
 	open func(testing.TB) *store
 }{
 	{"badger", openTestStore},
-	{"memory", func(testing.TB) *store { return &store{mem: newMemKV(), dir: "(in memory)"} }},
+	{"memory", func(testing.TB) *store { return newMemStore() }},
 }
 
 // TestBatchReadsOwnWrites runs scripted operations against a batch over a

@@ -1,7 +1,6 @@
 package task
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 )
@@ -73,10 +72,7 @@ func (r *Runtime) ReadStored(partition int32, key []byte) (value []byte, found b
 		}
 		var err error
 		found, err = rd.get(appendStateKey(nil, partition, key), func(v []byte) error {
-			value = bytes.Clone(v)
-			if value == nil {
-				value = []byte{}
-			}
+			value = cloneValue(v)
 			return nil
 		})
 		return err

@@ -24,6 +24,18 @@ type memKV struct {
 
 func newMemKV() *memKV { return &memKV{m: map[string][]byte{}} }
 
+// newMemStore returns an empty in-memory store.
+func newMemStore() *store { return &store{mem: newMemKV(), dir: "(in memory)"} }
+
+// cloneValue copies a stored value; an empty value stays non-nil, so that a
+// found key never reads as a nil slice.
+func cloneValue(v []byte) []byte {
+	if c := bytes.Clone(v); c != nil {
+		return c
+	}
+	return []byte{}
+}
+
 // get implements reader, taking the lock for the one read.
 func (s *memKV) get(key []byte, fn func(v []byte) error) (bool, error) {
 	s.mu.RLock()
@@ -82,10 +94,7 @@ type memOp struct {
 func (w *memWriter) set(key, value []byte, deleted bool) {
 	op := memOp{key: string(key), deleted: deleted}
 	if !deleted {
-		op.val = bytes.Clone(value)
-		if op.val == nil {
-			op.val = []byte{}
-		}
+		op.val = cloneValue(value)
 	}
 	w.ops = append(w.ops, op)
 }

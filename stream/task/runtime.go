@@ -70,7 +70,7 @@ func New(cfg Config, factory ProcessorFactory, reg prometheus.Registerer, log *s
 	if err != nil {
 		return nil, err
 	}
-	st := &store{mem: newMemKV(), dir: "(in memory)"}
+	st := newMemStore()
 	if !cfg.InMemory {
 		if st, err = openStore(cfg.storeDir(), cfg.MemTableSize, log); err != nil {
 			return nil, err

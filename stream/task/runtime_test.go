@@ -73,23 +73,7 @@ func TestCrashRecovery(t *testing.T) {
 		if round%2 == 1 {
 			cfg.LocalFlushInterval = 0 // write Badger every batch
 		}
-		// Fire after a few chances, so that some batches commit first.
-		var chances atomic.Int32
-		fireAfter := int32(1 + rng.IntN(3))
-		var fired atomic.Bool
-		cfg.hooks = &hooks{
-			crash: func(_ int32, p crashPoint) bool {
-				if p != at || fired.Load() {
-					return false
-				}
-				if chances.Add(1) < fireAfter {
-					return false
-				}
-				return fired.CompareAndSwap(false, true)
-			},
-			abandoned:    ab.add,
-			restoreChunk: 7,
-		}
+		cfg.hooks = crashOnceHooks(at, int32(1+rng.IntN(3)), &ab)
 		if at == crashDuringRestore {
 			// Make a restore happen: an empty store restores the whole
 			// changelog. The state from earlier rounds is rebuilt.
@@ -113,6 +97,24 @@ func TestCrashRecovery(t *testing.T) {
 	e.checkCounts(t, storeCounts(t, filepath.Join(dir, cfg.Group+"-"+cfg.Store)))
 }
 
+// crashOnceHooks simulates one crash at point at, on its fireAfter-th
+// chance (so that some batches commit first), and restores in chunks of 7
+// records so that a restore has many points to crash at.
+func crashOnceHooks(at crashPoint, fireAfter int32, ab *abandonedClients) *hooks {
+	var chances atomic.Int32
+	var fired atomic.Bool
+	return &hooks{
+		crash: func(_ int32, p crashPoint) bool {
+			if p != at || fired.Load() || chances.Add(1) < fireAfter {
+				return false
+			}
+			return fired.CompareAndSwap(false, true)
+		},
+		abandoned:    ab.add,
+		restoreChunk: 7,
+	}
+}
+
 // TestInMemoryCrashRecovery is TestCrashRecovery for a runtime whose state
 // lives in memory: every start finds nothing local and restores the whole
 // changelog, and crashes at each point, the restore included, still leave
@@ -131,19 +133,7 @@ func TestInMemoryCrashRecovery(t *testing.T) {
 		e.produce(t, 300+rng.IntN(300), 25)
 		cfg := memCfg()
 		cfg.MaxBatchRecords = 20 + rng.IntN(60)
-		var chances atomic.Int32
-		fireAfter := int32(1 + rng.IntN(3))
-		var fired atomic.Bool
-		cfg.hooks = &hooks{
-			crash: func(_ int32, p crashPoint) bool {
-				if p != at || fired.Load() || chances.Add(1) < fireAfter {
-					return false
-				}
-				return fired.CompareAndSwap(false, true)
-			},
-			abandoned:    ab.add,
-			restoreChunk: 7,
-		}
+		cfg.hooks = crashOnceHooks(at, int32(1+rng.IntN(3)), &ab)
 		r := start(t, cfg, counterFactory(e.out))
 		if err := r.wait(t, 60*time.Second); !isCrash(err) {
 			t.Fatalf("round %d (crash point %d): Run = %v, want the simulated crash", round, at, err)

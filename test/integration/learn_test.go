@@ -2,12 +2,9 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
-	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -283,27 +280,7 @@ func TestLearnServeEndToEnd(t *testing.T) {
 			post()
 		}
 	}
-	recs := func() (fallback bool, items []string) {
-		resp, err := http.Get("http://" + serveAddr + "/v1/recommendations?user_id=newcomer&k=10&exclude_seen=true")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		var r struct {
-			Fallback bool `json:"fallback"`
-			Items    []struct {
-				ItemID string `json:"item_id"`
-			} `json:"items"`
-		}
-		if resp.StatusCode != 200 || json.Unmarshal(body, &r) != nil {
-			t.Fatalf("recommendations: %d %s", resp.StatusCode, body)
-		}
-		for _, it := range r.Items {
-			items = append(items, it.ItemID)
-		}
-		return r.Fallback, items
-	}
+	recs := func() (fallback bool, items []string) { return recommend(t, "http://"+serveAddr, "newcomer") }
 	if fb, _ := recs(); !fb {
 		t.Fatal("an unknown user was not served the fallback")
 	}

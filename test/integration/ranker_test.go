@@ -111,15 +111,10 @@ func TestRankerLearnServeEndToEnd(t *testing.T) {
 	send()
 	get := func(user string) explainedList {
 		t.Helper()
-		resp, err := http.Get("http://" + serveAddr + "/v1/recommendations?k=10&explain=true&user_id=" + user)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
+		code, body := httpGet(t, "http://"+serveAddr+"/v1/recommendations?k=10&explain=true&user_id="+user)
 		var l explainedList
-		if resp.StatusCode != 200 || json.Unmarshal(body, &l) != nil {
-			t.Fatalf("recommendations: %d %s", resp.StatusCode, body)
+		if code != 200 || json.Unmarshal([]byte(body), &l) != nil {
+			t.Fatalf("recommendations: %d %s", code, body)
 		}
 		return l
 	}

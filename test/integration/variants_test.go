@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -63,15 +61,10 @@ func produceModel(t *testing.T, k *testkafka.Kafka, items, users, dim int) {
 // getList asks eddy serve at addr for k recommendations for user.
 func getList(t *testing.T, addr string, k int, user string) variantList {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://%s/v1/recommendations?k=%d&user_id=%s", addr, k, user))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	code, body := httpGet(t, fmt.Sprintf("http://%s/v1/recommendations?k=%d&user_id=%s", addr, k, user))
 	var l variantList
-	if resp.StatusCode != 200 || json.Unmarshal(body, &l) != nil {
-		t.Fatalf("recommendations for %s: %d %s", user, resp.StatusCode, body)
+	if code != 200 || json.Unmarshal([]byte(body), &l) != nil {
+		t.Fatalf("recommendations for %s: %d %s", user, code, body)
 	}
 	return l
 }
