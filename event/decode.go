@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/eddyrec/eddy/internal/jsonscan"
 )
 
 // DecodeOptions configures Decode and DecodeBatch. The zero value is lenient,
@@ -31,7 +33,7 @@ func (o *DecodeOptions) decoder(buf []byte) decoder {
 	if o.Now != nil {
 		now = o.Now
 	}
-	return decoder{scanner: scanner{buf: buf}, strict: o.Strict, now: now()}
+	return decoder{Scanner: jsonscan.Scanner{Buf: buf, Kind: ErrMalformed}, strict: o.Strict, now: now()}
 }
 
 // Decode decodes and validates one event from a single JSON object, such as
@@ -41,15 +43,15 @@ func (o *DecodeOptions) decoder(buf []byte) decoder {
 // *SyntaxError), ErrNotObject or ErrInvalidEvent (a *FieldError).
 func Decode(data []byte, opts DecodeOptions) (Event, error) {
 	d := opts.decoder(data)
-	if d.atEnd() {
+	if d.AtEnd() {
 		return Event{}, ErrEmpty
 	}
 	var e Event
 	if err := d.object(&e); err != nil {
 		return Event{}, err
 	}
-	if !d.atEnd() {
-		return Event{}, d.errorf("data after the event object")
+	if !d.AtEnd() {
+		return Event{}, d.Errorf("data after the event object")
 	}
 	return e, nil
 }
@@ -109,33 +111,33 @@ func tooMany(max int) error {
 
 // jsonBatch decodes an application/json body: one object or an array.
 func (d *decoder) jsonBatch(max int) ([]Event, []Rejection, error) {
-	if d.atEnd() {
+	if d.AtEnd() {
 		return nil, nil, ErrEmpty
 	}
-	switch d.peek() {
+	switch d.Peek() {
 	case '{':
 		events, rejected, err := d.element(0, nil, nil)
 		if err != nil {
 			return nil, nil, err
 		}
-		if !d.atEnd() {
-			return nil, nil, d.errorf("data after the event object")
+		if !d.AtEnd() {
+			return nil, nil, d.Errorf("data after the event object")
 		}
 		return events, rejected, nil
 	case '[':
 	default:
-		return nil, nil, d.unexpected("'{' or '['")
+		return nil, nil, d.Unexpected("'{' or '['")
 	}
-	d.i++
-	if d.peek() == ']' {
-		d.i++
-		if !d.atEnd() {
-			return nil, nil, d.errorf("data after the array")
+	d.Pos++
+	if d.Peek() == ']' {
+		d.Pos++
+		if !d.AtEnd() {
+			return nil, nil, d.Errorf("data after the array")
 		}
 		return nil, nil, ErrEmpty
 	}
 	// Element sizes vary; ~160 bytes is typical, so this rarely regrows.
-	events := make([]Event, 0, min(len(d.buf)/160+1, capHint(max)))
+	events := make([]Event, 0, min(len(d.Buf)/160+1, capHint(max)))
 	var rejected []Rejection
 	for n := 0; ; n++ {
 		if max > 0 && n >= max {
@@ -145,17 +147,17 @@ func (d *decoder) jsonBatch(max int) ([]Event, []Rejection, error) {
 		if events, rejected, err = d.element(n, events, rejected); err != nil {
 			return nil, nil, err
 		}
-		switch d.peek() {
+		switch d.Peek() {
 		case ',':
-			d.i++
+			d.Pos++
 		case ']':
-			d.i++
-			if !d.atEnd() {
-				return nil, nil, d.errorf("data after the array")
+			d.Pos++
+			if !d.AtEnd() {
+				return nil, nil, d.Errorf("data after the array")
 			}
 			return events, rejected, nil
 		default:
-			return nil, nil, d.unexpected("',' or ']'")
+			return nil, nil, d.Unexpected("',' or ']'")
 		}
 	}
 }
@@ -172,24 +174,24 @@ func capHint(max int) int {
 // non-nil only when the element is not well-formed JSON, which leaves the
 // rest of the body unparseable.
 func (d *decoder) element(index int, events []Event, rejected []Rejection) ([]Event, []Rejection, error) {
-	start := d.i
+	start := d.Pos
 	var err error
-	if d.peek() == '{' {
+	if d.Peek() == '{' {
 		events = append(events, Event{})
 		if err = d.object(&events[len(events)-1]); err == nil {
 			return events, rejected, nil
 		}
 		events = events[:len(events)-1]
-		d.i = start
+		d.Pos = start
 	} else {
 		err = ErrNotObject
 	}
 	// Find where the element ends with the structural skipper, which does
 	// not stop at the first broken rule as the decoder does.
-	if serr := d.skipValue(0, false); serr != nil {
+	if serr := d.SkipValue(0, false); serr != nil {
 		return nil, nil, serr
 	}
-	raw := bytes.TrimSpace(d.buf[start:d.i])
+	raw := bytes.TrimSpace(d.Buf[start:d.Pos])
 	return events, append(rejected, Rejection{Index: index, Raw: bytes.Clone(raw), Err: err}), nil
 }
 
@@ -197,7 +199,7 @@ func (d *decoder) element(index int, events []Event, rejected []Rejection) ([]Ev
 // feed, so splitting on '\n' never cuts an object; '\r' before it is white
 // space to the decoder.
 func (d *decoder) ndjsonBatch(max int) ([]Event, []Rejection, error) {
-	body := d.buf
+	body := d.Buf
 	// Size the result by lines, but never beyond what the body could hold
 	// (a valid event takes more than 64 bytes), so a body of blank lines
 	// cannot make us allocate a hundred times its size.
@@ -213,9 +215,9 @@ func (d *decoder) ndjsonBatch(max int) ([]Event, []Rejection, error) {
 		if j := bytes.IndexByte(body[pos:], '\n'); j >= 0 {
 			end = pos + j
 		}
-		d.buf, d.i = body[:end], pos
+		d.Buf, d.Pos = body[:end], pos
 		next := end + 1
-		if d.atEnd() {
+		if d.AtEnd() {
 			pos = next
 			continue // blank line
 		}
@@ -224,8 +226,8 @@ func (d *decoder) ndjsonBatch(max int) ([]Event, []Rejection, error) {
 		}
 		events = append(events, Event{})
 		err := d.object(&events[len(events)-1])
-		if err == nil && !d.atEnd() {
-			err = d.errorf("data after the event object")
+		if err == nil && !d.AtEnd() {
+			err = d.Errorf("data after the event object")
 		}
 		if err != nil {
 			events = events[:len(events)-1]
@@ -286,7 +288,7 @@ func lookupField(k []byte) uint16 {
 // field types and sees the raw bytes, so it can reject invalid UTF-8 and
 // duplicate keys that encoding/json would silently repair or overwrite.
 type decoder struct {
-	scanner
+	jsonscan.Scanner
 	strict bool
 	now    time.Time
 }
@@ -294,25 +296,25 @@ type decoder struct {
 // object decodes and validates the object at the cursor into e, which must
 // be the zero Event. On error the cursor is somewhere inside the object.
 func (d *decoder) object(e *Event) error {
-	if d.peek() != '{' {
+	if d.Peek() != '{' {
 		// Tell "not JSON" from "JSON, but not an object".
-		if err := d.skipValue(0, false); err != nil {
+		if err := d.SkipValue(0, false); err != nil {
 			return err
 		}
 		return ErrNotObject
 	}
-	d.i++
+	d.Pos++
 	var seen, set uint16 // keys seen; fields present and not null
-	if d.peek() == '}' {
-		d.i++
+	if d.Peek() == '}' {
+		d.Pos++
 		return d.finish(e, set)
 	}
 	for {
-		if d.peek() != '"' {
-			return d.unexpected("object key")
+		if d.Peek() != '"' {
+			return d.Unexpected("object key")
 		}
-		keyAt := d.i
-		key, err := d.readString()
+		keyAt := d.Pos
+		key, err := d.ReadString()
 		if err != nil {
 			return err
 		}
@@ -328,13 +330,13 @@ func (d *decoder) object(e *Event) error {
 		default:
 			seen |= f
 		}
-		if d.peek() != ':' {
-			return d.unexpected("':'")
+		if d.Peek() != ':' {
+			return d.Unexpected("':'")
 		}
-		d.i++
+		d.Pos++
 		if f == 0 {
-			if err := d.skipValue(1, true); err != nil {
-				if err == errStringNotUTF8 {
+			if err := d.SkipValue(1, true); err != nil {
+				if err == jsonscan.ErrStringNotUTF8 {
 					return fieldErr(d.keyAt(keyAt), "not valid UTF-8")
 				}
 				return err
@@ -348,14 +350,14 @@ func (d *decoder) object(e *Event) error {
 				set |= f
 			}
 		}
-		switch d.peek() {
+		switch d.Peek() {
 		case ',':
-			d.i++
+			d.Pos++
 		case '}':
-			d.i++
+			d.Pos++
 			return d.finish(e, set)
 		default:
-			return d.unexpected("',' or '}'")
+			return d.Unexpected("',' or '}'")
 		}
 	}
 }
@@ -363,8 +365,8 @@ func (d *decoder) object(e *Event) error {
 // keyAt re-reads the key at offset i for an error message (readString's
 // result may since have been overwritten in the scratch buffer).
 func (d *decoder) keyAt(i int) string {
-	s := scanner{buf: d.buf, i: i}
-	k, err := s.readString()
+	s := jsonscan.Scanner{Buf: d.Buf, Pos: i}
+	k, err := s.ReadString()
 	if err != nil {
 		return "?"
 	}
@@ -374,9 +376,9 @@ func (d *decoder) keyAt(i int) string {
 // field decodes the value of field f at the cursor. present is false for
 // null, which means the same as an absent key.
 func (d *decoder) field(e *Event, f uint16) (present bool, err error) {
-	c := d.peek()
+	c := d.Peek()
 	if c == 'n' {
-		return false, d.readLiteral("null")
+		return false, d.ReadLiteral("null")
 	}
 	switch f {
 	case fEventID:
@@ -407,7 +409,7 @@ func (d *decoder) field(e *Event, f uint16) (present bool, err error) {
 // *SyntaxError if the value is not even well-formed (NaN, +1, tru), so that
 // malformed input is always classed as ErrMalformed, else as a FieldError.
 func (d *decoder) wrongType(field, rule string) error {
-	if err := d.skipValue(1, false); err != nil {
+	if err := d.SkipValue(1, false); err != nil {
 		return err
 	}
 	return fieldErr(field, rule)
@@ -418,7 +420,7 @@ func (d *decoder) text(field string, c byte, min, max int, noCtl bool) (string, 
 	if c != '"' {
 		return "", d.wrongType(field, "must be a string")
 	}
-	b, err := d.readString()
+	b, err := d.ReadString()
 	if err != nil {
 		return "", err
 	}
@@ -437,7 +439,7 @@ func (d *decoder) eventType(c byte) (Type, error) {
 	if c != '"' {
 		return TypeInvalid, d.wrongType("type", "must be a string")
 	}
-	b, err := d.readString()
+	b, err := d.ReadString()
 	if err != nil {
 		return TypeInvalid, err
 	}
@@ -469,7 +471,7 @@ func (d *decoder) ts(c byte) (time.Time, error) {
 	var ms int64
 	switch {
 	case c == '"':
-		b, err := d.readString()
+		b, err := d.ReadString()
 		if err != nil {
 			return time.Time{}, err
 		}
@@ -477,8 +479,8 @@ func (d *decoder) ts(c byte) (time.Time, error) {
 		if ms, ferr = parseRFC3339Millis(b); ferr != nil {
 			return time.Time{}, ferr
 		}
-	case c == '-' || isDigit(c):
-		num, isInt, err := d.readNumber()
+	case c == '-' || jsonscan.IsDigit(c):
+		num, isInt, err := d.ReadNumber()
 		if err != nil {
 			return time.Time{}, err
 		}
@@ -507,10 +509,10 @@ func (d *decoder) ts(c byte) (time.Time, error) {
 // a number too large for float64 (1e999) is refused rather than turned into
 // Inf, and strings such as "NaN" are the wrong type.
 func (d *decoder) number(field string, c byte) (float64, error) {
-	if c != '-' && !isDigit(c) {
+	if c != '-' && !jsonscan.IsDigit(c) {
 		return 0, d.wrongType(field, "must be a number")
 	}
-	num, _, err := d.readNumber()
+	num, _, err := d.ReadNumber()
 	if err != nil {
 		return 0, err
 	}
@@ -528,17 +530,17 @@ func (d *decoder) context(c byte) (map[string]string, error) {
 	if c != '{' {
 		return nil, d.wrongType("context", "must be an object of string values")
 	}
-	d.i++
-	if d.peek() == '}' {
-		d.i++
+	d.Pos++
+	if d.Peek() == '}' {
+		d.Pos++
 		return nil, nil
 	}
 	var m map[string]string
 	for {
-		if d.peek() != '"' {
-			return nil, d.unexpected("object key")
+		if d.Peek() != '"' {
+			return nil, d.Unexpected("object key")
 		}
-		kb, err := d.readString()
+		kb, err := d.ReadString()
 		if err != nil {
 			return nil, err
 		}
@@ -552,14 +554,14 @@ func (d *decoder) context(c byte) (map[string]string, error) {
 		if _, dup := m[k]; dup {
 			return nil, fieldErr("context", "duplicate key "+strconv.Quote(quoteKey(kb)))
 		}
-		if d.peek() != ':' {
-			return nil, d.unexpected("':'")
+		if d.Peek() != ':' {
+			return nil, d.Unexpected("':'")
 		}
-		d.i++
-		if d.peek() != '"' {
+		d.Pos++
+		if d.Peek() != '"' {
 			return nil, d.wrongType("context", "value of key "+strconv.Quote(quoteKey(kb))+" must be a string")
 		}
-		vb, err := d.readString()
+		vb, err := d.ReadString()
 		if err != nil {
 			return nil, err
 		}
@@ -574,14 +576,14 @@ func (d *decoder) context(c byte) (map[string]string, error) {
 			m = make(map[string]string, 4)
 		}
 		m[k] = v
-		switch d.peek() {
+		switch d.Peek() {
 		case ',':
-			d.i++
+			d.Pos++
 		case '}':
-			d.i++
+			d.Pos++
 			return m, nil
 		default:
-			return nil, d.unexpected("',' or '}'")
+			return nil, d.Unexpected("',' or '}'")
 		}
 	}
 }

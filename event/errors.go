@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/eddyrec/eddy/internal/jsonscan"
 )
 
 // Sentinel errors callers branch on. Every error returned by this package
@@ -73,3 +75,10 @@ func quoteKey(k []byte) string {
 	}
 	return strings.ToValidUTF8(string(k), "\uFFFD") + suffix
 }
+
+// SyntaxError reports input that is not well-formed JSON: Offset counts
+// bytes from the start of the buffer handed to Decode or DecodeBatch, and
+// errors.Is(err, ErrMalformed) is true for every SyntaxError of this
+// package. The scanner is shared with the other hand-written decoders
+// (internal/jsonscan).
+type SyntaxError = jsonscan.SyntaxError

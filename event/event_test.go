@@ -41,23 +41,3 @@ func TestWatchRatio(t *testing.T) {
 	}
 }
 
-func TestStringEscapes(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{`"\b\f\n\r\t\/\\\""`, "\b\f\n\r\t/\\\""},
-		{`"\u00E9\u00e9"`, "éé"},
-		{`"a\uD83D\uDE00b"`, "a😀b"},
-		{`"\u20AC"`, "€"},
-	} {
-		s := scanner{buf: []byte(tc.in)}
-		got, err := s.readString()
-		if err != nil || string(got) != tc.want || s.i != len(tc.in) {
-			t.Errorf("readString(%s) = %q, %v (at %d)", tc.in, got, err, s.i)
-		}
-	}
-	for _, bad := range []string{`"\u00G0"`, `"\`, `"\u12`, `"abc`, `"\q"`, "\"\x1f\"", `"\u0041`} {
-		s := scanner{buf: []byte(bad)}
-		if _, err := s.readString(); err == nil {
-			t.Errorf("readString(%q) accepted", bad)
-		}
-	}
-}

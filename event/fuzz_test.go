@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/eddyrec/eddy/internal/jsonscan"
 )
 
 // fuzzOpts accepts any representable time, so that fuzzing explores the
@@ -47,7 +49,7 @@ func FuzzDecode(f *testing.F) {
 				if c := errClass(err); strings.HasPrefix(c, "other") || c == "toomany" || c == "contenttype" {
 					t.Fatalf("unexpected error class %q: %v", c, err)
 				}
-				if errors.Is(err, ErrMalformed) && json.Valid(data) && bytes.Count(data, []byte{'['})+bytes.Count(data, []byte{'{'}) < maxNesting {
+				if errors.Is(err, ErrMalformed) && json.Valid(data) && bytes.Count(data, []byte{'['})+bytes.Count(data, []byte{'{'}) < jsonscan.MaxNesting {
 					t.Fatalf("called malformed, but encoding/json finds it valid: %v", err)
 				}
 				continue
@@ -122,7 +124,7 @@ func FuzzDecodeBatch(f *testing.F) {
 			first := bytes.TrimLeft(body, " \t\r\n")
 			if ct == "application/json" && errors.Is(err, ErrMalformed) && json.Valid(body) &&
 				(first[0] == '{' || first[0] == '[') &&
-				bytes.Count(body, []byte{'['})+bytes.Count(body, []byte{'{'}) < maxNesting {
+				bytes.Count(body, []byte{'['})+bytes.Count(body, []byte{'{'}) < jsonscan.MaxNesting {
 				t.Fatalf("called malformed, but encoding/json finds it valid: %v", err)
 			}
 			return

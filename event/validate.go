@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/eddyrec/eddy/internal/jsonscan"
 )
 
 // Limits of the contract (DESIGN.md §3).
@@ -230,7 +232,7 @@ func parseRFC3339Millis(b []byte) (int64, *FieldError) {
 	if b[i] == '.' {
 		i++
 		start := i
-		for i < len(b) && isDigit(b[i]) {
+		for i < len(b) && jsonscan.IsDigit(b[i]) {
 			if i-start < 3 {
 				frac = frac*10 + int64(b[i]-'0')
 			}
@@ -283,7 +285,7 @@ func parseRFC3339Millis(b []byte) (int64, *FieldError) {
 func digits(b []byte) (int, bool) {
 	n := 0
 	for _, c := range b {
-		if !isDigit(c) {
+		if !jsonscan.IsDigit(c) {
 			return 0, false
 		}
 		n = n*10 + int(c-'0')
