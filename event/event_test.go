@@ -40,4 +40,3 @@ func TestWatchRatio(t *testing.T) {
 		}
 	}
 }
-
