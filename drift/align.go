@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/eddyrec/eddy/event"
+	"github.com/eddyrec/eddy/internal/recs"
 )
 
 // aligner merges a partition's two input streams (events and served
@@ -32,6 +33,8 @@ type aligner struct {
 	// Forced counts records released while the other source was silent
 	// for longer than maxSpan (or beyond maxRecords).
 	Forced int64
+	// recs decodes served lists, sharing feature names across them.
+	recs recs.Decoder
 }
 
 type alignedRec struct {
@@ -66,7 +69,7 @@ func (a *aligner) push(src Source, raw []byte) bool {
 		}
 		r.ev, r.ts = &e, e.Time.UnixMilli()
 	case SourceRecs:
-		l, err := DecodeServedList(raw)
+		l, err := decodeServedList(&a.recs, raw)
 		if err != nil {
 			return false
 		}

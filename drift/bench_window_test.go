@@ -3,6 +3,8 @@ package drift
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,10 +63,11 @@ func benchRecords(n int) []benchRecord {
 			req++
 			l := &ServedList{RequestID: fmt.Sprintf("r%d", req), UserID: user, Time: t}
 			for k := range 10 {
-				f := make(map[string]float64, 31)
-				for j := range 31 {
-					f[fmt.Sprintf("f%d", j)] = r.NormFloat64()
+				f := make(Features, 31)
+				for j := range f {
+					f[j] = Feature{Name: fmt.Sprintf("f%d", j), Value: r.NormFloat64()}
 				}
+				slices.SortFunc(f, func(a, b Feature) int { return strings.Compare(a.Name, b.Name) })
 				l.Items = append(l.Items, ServedItem{ItemID: fmt.Sprintf("i%d", int(r.ExpFloat64()*300)), Position: k, Score: r.NormFloat64(), Features: f})
 			}
 			out = append(out, benchRecord{l: l})

@@ -66,7 +66,7 @@ func TestServedListJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Time.UnixMilli() != 1735689600123 || !l.Fallback || l.Items[0].Features["mf_score"] != 1.5 {
+	if l.Time.UnixMilli() != 1735689600123 || !l.Fallback || l.Items[0].Features[0] != (Feature{Name: "mf_score", Value: 1.5}) {
 		t.Errorf("decoded %+v", l)
 	}
 	out, _ := l.MarshalJSON()

@@ -3,6 +3,7 @@ package drift
 import (
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 )
 
@@ -111,7 +112,8 @@ type Schema struct {
 	perEvent    []int // events signals observed per event
 	perUser     []int // events signals observed per user at close
 	perList     []int // recs signals observed per served list
-	perItem     []int // recs signals observed per served item
+	perItem     []int // recs signals observed per served item, but features
+	perFeature  []int // feature.<name> signals, sorted by name (merge-walked with an item's sorted features)
 	ctr         []int
 	clicked     []int
 	unrecommend []int
@@ -146,8 +148,10 @@ func NewSchema(cfg Config) (*Schema, error) {
 			s.needsUsers = true
 		case fFallback, fListSize, fVariant:
 			s.perList = append(s.perList, i)
-		case fScore, fServedRank, fFeature:
+		case fScore, fServedRank:
 			s.perItem = append(s.perItem, i)
+		case fFeature:
+			s.perFeature = append(s.perFeature, i)
 		case fCTR:
 			s.ctr = append(s.ctr, i)
 			s.needsJoin = true
@@ -159,6 +163,7 @@ func NewSchema(cfg Config) (*Schema, error) {
 			s.needsJoin = true
 		}
 	}
+	slices.SortStableFunc(s.perFeature, func(a, b int) int { return strings.Compare(s.signals[a].key, s.signals[b].key) })
 	s.cfg = cfg
 	s.fp = h.Sum64()
 	return s, nil

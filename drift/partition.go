@@ -367,20 +367,29 @@ func (p *Partition) ObserveServedList(l *ServedList) {
 			w.cat(i, l.Variant)
 		}
 	}
-	if len(s.perItem) > 0 {
+	if len(s.perItem) > 0 || len(s.perFeature) > 0 {
 		for k := range l.Items {
 			it := &l.Items[k]
 			for _, i := range s.perItem {
-				sg := &s.signals[i]
-				switch sg.field {
+				switch s.signals[i].field {
 				case fScore:
 					w.num(i, it.Score)
 				case fServedRank:
 					w.cat(i, it.ItemID)
-				case fFeature:
-					if v, ok := it.Features[sg.key]; ok {
-						w.num(i, v)
-					}
+				}
+			}
+			// Both sorted by name: one walk instead of a lookup per signal.
+			fs, j := it.Features, 0
+			for _, i := range s.perFeature {
+				key := s.signals[i].key
+				for j < len(fs) && fs[j].Name < key {
+					j++
+				}
+				if j == len(fs) {
+					break
+				}
+				if fs[j].Name == key {
+					w.num(i, fs[j].Value)
 				}
 			}
 		}

@@ -405,7 +405,7 @@ func servedLists(evs []event.Event, switchAt time.Time) []ServedList {
 		}
 		l := &out[j]
 		l.Items = append(l.Items, ServedItem{ItemID: e.ItemID, Position: len(l.Items), Score: 1 / float64(1+len(l.Items)),
-			Features: map[string]float64{"mf_score": 1 / float64(1+len(l.Items)), "item_pop": 0.5}})
+			Features: Features{{Name: "item_pop", Value: 0.5}, {Name: "mf_score", Value: 1 / float64(1+len(l.Items))}}})
 	}
 	return out
 }

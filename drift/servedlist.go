@@ -1,14 +1,14 @@
 package drift
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/eddyrec/eddy/internal/recs"
 )
 
 // ServedListSchemaHeaderValue is the value of the event.SchemaHeader record
@@ -30,94 +30,58 @@ type ServedList struct {
 	Items        []ServedItem `json:"items"`
 }
 
-// ServedItem is one item of a served list. Features are the ranker's
-// feature values at serving time, by name, for training–serving skew
-// signals (feature.<name>).
-type ServedItem struct {
-	ItemID   string             `json:"item_id"`
-	Position int                `json:"position"`
-	Score    float64            `json:"score"`
-	Features map[string]float64 `json:"features,omitempty"`
-}
+// ServedItem is one item of a served list (recs.Item). Features are the
+// ranker's feature values at serving time, sorted by name, for
+// training–serving skew signals (feature.<name>).
+type ServedItem = recs.Item
 
-// Limits a decoded ServedList must respect.
-const (
-	MaxServedItems    = 1000
-	maxServedIDBytes  = 256
-	maxServedFeatures = 256
-)
+// Feature is one named feature value of a ServedItem.
+type Feature = recs.Feature
+
+// Features are a ServedItem's feature values, sorted by name.
+type Features = recs.Features
+
+// MaxServedItems bounds the items of a served list.
+const MaxServedItems = recs.MaxItems
 
 type servedListJSON struct {
-	RequestID    string          `json:"request_id"`
-	UserID       string          `json:"user_id"`
-	ModelVersion string          `json:"model_version"`
-	Variant      string          `json:"variant,omitempty"`
-	Fallback     bool            `json:"fallback"`
-	TS           json.RawMessage `json:"ts"`
-	Items        []ServedItem    `json:"items"`
+	RequestID    string       `json:"request_id"`
+	UserID       string       `json:"user_id"`
+	ModelVersion string       `json:"model_version"`
+	Variant      string       `json:"variant,omitempty"`
+	Fallback     bool         `json:"fallback"`
+	TS           int64        `json:"ts"`
+	Items        []ServedItem `json:"items"`
 }
 
 // MarshalJSON writes ts as Unix milliseconds.
 func (l ServedList) MarshalJSON() ([]byte, error) {
 	return json.Marshal(servedListJSON{
 		RequestID: l.RequestID, UserID: l.UserID, ModelVersion: l.ModelVersion,
-		Variant: l.Variant, Fallback: l.Fallback,
-		TS:    strconv.AppendInt(nil, l.Time.UnixMilli(), 10),
-		Items: l.Items,
+		Variant: l.Variant, Fallback: l.Fallback, TS: l.Time.UnixMilli(), Items: l.Items,
 	})
 }
 
 // ErrInvalidServedList is wrapped by every DecodeServedList validation error.
 var ErrInvalidServedList = errors.New("drift: invalid served list")
 
-// DecodeServedList reads and validates one eddy.recs record value.
+// DecodeServedList decodes and validates one eddy.recs record value with a
+// fresh recs.Decoder; a reader of many records keeps its own Decoder and
+// calls decodeServedList, which interns feature names across records.
 func DecodeServedList(data []byte) (ServedList, error) {
-	var j servedListJSON
-	if err := json.Unmarshal(data, &j); err != nil {
-		return ServedList{}, fmt.Errorf("%w: %v", ErrInvalidServedList, err)
-	}
-	l := ServedList{
-		RequestID: j.RequestID, UserID: j.UserID, ModelVersion: j.ModelVersion,
-		Variant: j.Variant, Fallback: j.Fallback, Items: j.Items,
-	}
-	ts, err := parseTS(j.TS)
-	if err != nil {
-		return ServedList{}, fmt.Errorf("%w: ts: %v", ErrInvalidServedList, err)
-	}
-	l.Time = ts
-	if err := l.Validate(); err != nil {
-		return ServedList{}, err
-	}
-	return l, nil
+	var d recs.Decoder
+	return decodeServedList(&d, data)
 }
 
-func parseTS(raw json.RawMessage) (time.Time, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return time.Time{}, errors.New("required")
-	}
-	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return time.Time{}, err
-		}
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return time.Time{}, err
-		}
-		if ms := t.UnixMilli(); ms < 0 || ms > 1<<53 {
-			return time.Time{}, fmt.Errorf("%s out of range", s)
-		}
-		return t.UTC(), nil
-	}
-	ms, err := strconv.ParseInt(string(raw), 10, 64)
+func decodeServedList(d *recs.Decoder, data []byte) (ServedList, error) {
+	r, err := d.Decode(data)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("want integer Unix milliseconds or RFC 3339: %v", err)
+		return ServedList{}, fmt.Errorf("%w: %v", ErrInvalidServedList, err)
 	}
-	if ms < 0 || ms > 1<<53 {
-		return time.Time{}, fmt.Errorf("%d out of range", ms)
-	}
-	return time.UnixMilli(ms).UTC(), nil
+	return ServedList{
+		RequestID: r.RequestID, UserID: r.UserID, ModelVersion: r.ModelVersion,
+		Variant: r.Variant, Fallback: r.Fallback, Time: time.UnixMilli(r.TsMillis).UTC(), Items: r.Items,
+	}, nil
 }
 
 // Validate checks ids (1–256 bytes of UTF-8; request_id and user_id
@@ -133,7 +97,7 @@ func (l *ServedList) Validate() error {
 	if !validID(l.UserID) {
 		return bad("user_id", "required, 1–256 bytes of UTF-8")
 	}
-	if len(l.ModelVersion) > maxServedIDBytes || len(l.Variant) > maxServedIDBytes {
+	if len(l.ModelVersion) > recs.MaxIDBytes || len(l.Variant) > recs.MaxIDBytes {
 		return bad("model_version/variant", "at most 256 bytes")
 	}
 	if l.Time.IsZero() {
@@ -150,12 +114,15 @@ func (l *ServedList) Validate() error {
 		if math.IsNaN(it.Score) || math.IsInf(it.Score, 0) {
 			return bad(fmt.Sprintf("items[%d].score", i), "must be finite")
 		}
-		if len(it.Features) > maxServedFeatures {
-			return bad(fmt.Sprintf("items[%d].features", i), fmt.Sprintf("at most %d", maxServedFeatures))
+		if len(it.Features) > recs.MaxFeatures {
+			return bad(fmt.Sprintf("items[%d].features", i), fmt.Sprintf("at most %d", recs.MaxFeatures))
 		}
-		for k, v := range it.Features {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return bad(fmt.Sprintf("items[%d].features[%q]", i, k), "must be finite")
+		for k, f := range it.Features {
+			if math.IsNaN(f.Value) || math.IsInf(f.Value, 0) {
+				return bad(fmt.Sprintf("items[%d].features[%q]", i, f.Name), "must be finite")
+			}
+			if k > 0 && it.Features[k-1].Name >= f.Name {
+				return bad(fmt.Sprintf("items[%d].features", i), "sorted by name, without duplicates")
 			}
 		}
 	}
@@ -163,5 +130,5 @@ func (l *ServedList) Validate() error {
 }
 
 func validID(s string) bool {
-	return s != "" && len(s) <= maxServedIDBytes && utf8.ValidString(s)
+	return s != "" && len(s) <= recs.MaxIDBytes && utf8.ValidString(s)
 }

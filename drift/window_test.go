@@ -135,7 +135,7 @@ func TestWindowScripts(t *testing.T) {
 						id, sc, _ := strings.Cut(it, ":")
 						score, _ := strconv.ParseFloat(sc, 64)
 						l.Items = append(l.Items, ServedItem{ItemID: id, Position: k, Score: score,
-							Features: map[string]float64{"pop": float64(k)}})
+							Features: Features{{Name: "pop", Value: float64(k)}}})
 					}
 					if err := l.Validate(); err != nil {
 						return "error: " + err.Error()

@@ -249,7 +249,7 @@ func (r *runner) collect(e *event.Event) {
 	}
 	l.Items = append(l.Items, drift.ServedItem{
 		ItemID: e.ItemID, Position: len(l.Items), Score: score,
-		Features: map[string]float64{"mf_score": score, "item_pop": r.itemPop[i]},
+		Features: drift.Features{{Name: "item_pop", Value: r.itemPop[i]}, {Name: "mf_score", Value: score}},
 	})
 }
 

@@ -76,7 +76,7 @@ func servedLists(t *testing.T, ls []string) []servedList {
 		}
 		n := len(lists[j].Items)
 		lists[j].Items = append(lists[j].Items, drift.ServedItem{ItemID: e.ItemID, Position: n, Score: 1 / float64(1+n),
-			Features: map[string]float64{"mf_score": 1 / float64(1+n)}})
+			Features: drift.Features{{Name: "mf_score", Value: 1 / float64(1+n)}}})
 	}
 	out := make([]servedList, len(lists))
 	for i := range lists {
