@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -204,6 +203,7 @@ type joinProc struct {
 	log    *slog.Logger
 	window int64
 	dec    event.DecodeOptions
+	recs   servedListDecoder
 
 	loaded        bool
 	meta          joinMeta
@@ -441,7 +441,7 @@ func (p *joinProc) emit(b batch, l *pendingList, it *pendingItem, label uint8, w
 }
 
 func (p *joinProc) onList(b batch, r *kgo.Record) error {
-	l, err := decodeServedList(r.Value)
+	l, err := decodeServedList(&p.recs, r.Value)
 	if err != nil {
 		p.m.joinRecords.WithLabelValues("invalid").Inc()
 		return nil
@@ -476,11 +476,11 @@ func (p *joinProc) onList(b batch, r *kgo.Record) error {
 			// ranker is learnt (see doc.go).
 			pi.feats = []NamedValue{{Name: modelrec.FeatureMFScore, Value: it.Score}}
 		} else {
-			pi.feats = make([]NamedValue, 0, len(it.Features))
-			for k, v := range it.Features {
-				pi.feats = append(pi.feats, NamedValue{Name: k, Value: v})
+			// Sorted by name, as the decoder returns them.
+			pi.feats = make([]NamedValue, len(it.Features))
+			for k, f := range it.Features {
+				pi.feats[k] = NamedValue{Name: f.Name, Value: f.Value}
 			}
-			slices.SortFunc(pi.feats, func(a, b NamedValue) int { return strings.Compare(a.Name, b.Name) })
 		}
 		pl.items[i] = pi
 	}

@@ -95,10 +95,11 @@ func (s *Service) stages() []stageSpec {
 			}), nil
 		}, true},
 		{"recs", t.Recs, func(int32) (task.Processor, error) {
+			var d servedListDecoder
 			return task.NewForwarder(task.ForwardConfig{
 				To: t.Input, Header: kgo.RecordHeader{Key: SourceHeader, Value: []byte(SourceRecs)}, Sample: 1,
 				KeyOf: func(v []byte) ([]byte, bool) {
-					l, err := decodeServedList(v)
+					l, err := decodeServedList(&d, v)
 					return []byte(l.UserID), err == nil
 				},
 			}), nil
