@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/eddyrec/eddy/event"
+	"github.com/eddyrec/eddy/stream/task"
 )
 
 // Partition observes the records of one partition (of eddy.events and the
@@ -54,8 +55,7 @@ type Partition struct {
 	lastList map[string]int32 // user → entries index of their latest held list
 	seq      uint64
 
-	sampleAll bool
-	sampleCut uint32
+	sample task.KeySample
 }
 
 type joinEntry struct {
@@ -74,13 +74,7 @@ type fifoRef struct {
 
 // NewPartition returns an empty partition processor for s.
 func NewPartition(s *Schema) *Partition {
-	p := &Partition{schema: s, closedThrough: math.MinInt64}
-	if share := s.cfg.Window.Sample; share >= 1 {
-		p.sampleAll = true
-	} else {
-		p.sampleCut = uint32(share * (1 << 32))
-	}
-	return p
+	return &Partition{schema: s, closedThrough: math.MinInt64, sample: task.NewKeySample(s.cfg.Window.Sample)}
 }
 
 func (p *Partition) countMode() bool { return p.schema.cfg.Window.Events > 0 }
@@ -230,17 +224,7 @@ func boolKey(b bool) string {
 
 // sampled reports whether a user is in the observed sample: FNV-1a of the
 // id against the sample share (inline, so it costs no allocation).
-func (p *Partition) sampled(user string) bool {
-	if p.sampleAll {
-		return true
-	}
-	h := uint32(2166136261)
-	for i := 0; i < len(user); i++ {
-		h ^= uint32(user[i])
-		h *= 16777619
-	}
-	return h < p.sampleCut
-}
+func (p *Partition) sampled(user string) bool { return p.sample.KeepsString(user) }
 
 // ObserveEvent adds one event of eddy.events.
 func (p *Partition) ObserveEvent(e *event.Event) {

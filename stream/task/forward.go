@@ -40,23 +40,16 @@ type ForwardConfig struct {
 // the batch's Kafka transaction, so each source record appears once in the
 // output (read_committed).
 type Forwarder struct {
-	cfg       ForwardConfig
-	sampleAll bool
-	cut       uint32
-	hdr       []kgo.RecordHeader
+	cfg    ForwardConfig
+	sample KeySample
+	hdr    []kgo.RecordHeader
 }
 
 // NewForwarder returns a Forwarder for cfg.
 func NewForwarder(cfg ForwardConfig) *Forwarder {
-	f := &Forwarder{cfg: cfg}
+	f := &Forwarder{cfg: cfg, sample: NewKeySample(cfg.Sample)}
 	if cfg.Header.Key != "" {
 		f.hdr = []kgo.RecordHeader{cfg.Header}
-	}
-	switch {
-	case cfg.Sample >= 1:
-		f.sampleAll = true
-	case cfg.Sample > 0:
-		f.cut = uint32(cfg.Sample * (1 << 32))
 	}
 	return f
 }
@@ -89,20 +82,4 @@ func (f *Forwarder) Process(_ context.Context, recs []*kgo.Record, b *Batch) err
 }
 
 // Sampled reports whether the records of key are forwarded (Sample).
-func (f *Forwarder) Sampled(key []byte) bool {
-	if f.sampleAll {
-		return true
-	}
-	return SampleHash(key) < f.cut
-}
-
-// SampleHash is the 32-bit FNV-1a hash of key that sampling compares with
-// Sample·2³² (exported so that a reader can sample its own keys alike).
-func SampleHash(key []byte) uint32 {
-	h := uint32(2166136261)
-	for _, c := range key {
-		h ^= uint32(c)
-		h *= 16777619
-	}
-	return h
-}
+func (f *Forwarder) Sampled(key []byte) bool { return f.sample.Keeps(key) }
