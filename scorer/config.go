@@ -1,6 +1,7 @@
 package scorer
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -28,6 +29,17 @@ type Config struct {
 	// RecsBuffer bounds the served-list log queue; when full, lists are
 	// dropped and counted (default 4096).
 	RecsBuffer int
+	// DriftSample > 0 also publishes the served lists of that share of
+	// users (task.KeySample on user_id, as the drift role samples) to
+	// DriftInput, with the one header DriftHeaderKey: DriftHeaderValue:
+	// a drift role that takes its served lists from there (eddy drift
+	// --recs-from serve) reads its sample instead of the whole recs topic.
+	// Set by eddy serve --drift-sample and by eddy up, not by a flag of
+	// the scorer's own.
+	DriftSample      float64
+	DriftInput       string
+	DriftHeaderKey   string
+	DriftHeaderValue string
 	// Variant names this scorer's model variant in responses and logs
 	// when Variants is empty.
 	Variant string
@@ -108,6 +120,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("scorer: --frozen-refresh %v: want ≥ 0", c.FrozenRefresh)
 	case c.Index != IndexExact && c.Index != IndexInt8:
 		return fmt.Errorf("scorer: --index %q: want %s or %s", c.Index, IndexInt8, IndexExact)
+	case !(c.DriftSample >= 0 && c.DriftSample <= 1):
+		return fmt.Errorf("scorer: drift sample %v: want 0–1", c.DriftSample)
+	case c.DriftSample > 0 && (c.DriftInput == "" || c.DriftHeaderKey == ""):
+		return errors.New("scorer: a drift sample needs the drift role's input topic and source header")
 	}
 	if _, err := ParseVariants(c.Variants); err != nil {
 		return fmt.Errorf("scorer: --variants %q: %w", c.Variants, err)

@@ -20,6 +20,7 @@ type metrics struct {
 	recsSent  prometheus.Counter
 	recsDrop  prometheus.Counter
 	recsFail  prometheus.Counter
+	recsDrift prometheus.Counter
 	connected prometheus.Gauge
 }
 
@@ -53,11 +54,14 @@ func newMetrics(reg prometheus.Registerer, s *Scorer) (*metrics, error) {
 		recsFail: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eddy_scorer_recs_produce_errors_total", Help: "Served lists Kafka did not accept.",
 		}),
+		recsDrift: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eddy_scorer_recs_drift_copies_total", Help: "Served lists of the drift role's sampled users also produced to its input topic (--drift-sample).",
+		}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "eddy_scorer_kafka_connected", Help: "1 while the scorer reaches Kafka, 0 while it serves its last state without it.",
 		}),
 	}
-	cs := []prometheus.Collector{m.duration, m.requests, m.fallbacks, m.applied, m.rejected, m.applyLag, m.recsSent, m.recsDrop, m.recsFail, m.connected,
+	cs := []prometheus.Collector{m.duration, m.requests, m.fallbacks, m.applied, m.rejected, m.applyLag, m.recsSent, m.recsDrop, m.recsFail, m.recsDrift, m.connected,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eddy_scorer_state_items", Help: "Live items in the hot state."}, func() float64 {
 			n, _, _ := s.state.Sizes()
 			return float64(n)

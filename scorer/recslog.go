@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eddyrec/eddy/stream/task"
 )
 
 // ServedList is one record value of <prefix>recs (key = user_id). Its JSON
@@ -53,6 +55,12 @@ type recsLog struct {
 	m     *metrics
 	wg    sync.WaitGroup
 
+	// The drift copy (Config.DriftSample): sampled users' lists also go
+	// to driftTopic (empty: no copy).
+	driftTopic  string
+	driftSample task.KeySample
+	driftHdr    []kgo.RecordHeader
+
 	mu     sync.RWMutex
 	closed bool
 }
@@ -61,6 +69,10 @@ type recsLog struct {
 // Call it once, before serving; StopPublishing stops it.
 func (s *Scorer) PublishServedLists(p Producer, topic string) {
 	l := &recsLog{topic: topic, p: p, q: make(chan *Response, s.cfg.RecsBuffer), m: s.metrics}
+	if c := s.cfg; c.DriftSample > 0 {
+		l.driftTopic, l.driftSample = c.DriftInput, task.NewKeySample(c.DriftSample)
+		l.driftHdr = []kgo.RecordHeader{{Key: c.DriftHeaderKey, Value: []byte(c.DriftHeaderValue)}}
+	}
 	l.wg.Add(1)
 	go l.run()
 	s.recs = l
@@ -103,7 +115,7 @@ func (l *recsLog) run() {
 		names []string // the feature names order was computed for
 		order []int
 	)
-	promise := l.promise // one func value, not one per record
+	promise, copied := l.promise, l.copied // one func value each, not one per record
 	for r := range l.q {
 		if len(r.names) != len(names) || (len(names) > 0 && &r.names[0] != &names[0]) {
 			names, order = r.names, featureOrder(r.names)
@@ -123,7 +135,21 @@ func (l *recsLog) run() {
 		copy(key, r.UserID)
 		rec := &kgo.Record{Topic: l.topic, Key: key, Value: value[:len(buf):len(buf)], Headers: recsHeaders}
 		l.p.Produce(context.Background(), rec, promise)
+		if l.driftTopic != "" && l.driftSample.Keeps(key) {
+			// The same bytes (producers only read them), keyed alike, so
+			// that the copy lands in the input partition of the user's
+			// events; the header tells the drift role it is a list.
+			l.p.Produce(context.Background(), &kgo.Record{Topic: l.driftTopic, Key: key, Value: rec.Value, Headers: l.driftHdr}, copied)
+		}
 	}
+}
+
+func (l *recsLog) copied(_ *kgo.Record, err error) {
+	if err != nil {
+		l.m.recsFail.Inc()
+		return
+	}
+	l.m.recsDrift.Inc()
 }
 
 func (l *recsLog) promise(_ *kgo.Record, err error) {

@@ -1,8 +1,10 @@
 package scorer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -16,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eddyrec/eddy/learner/modelrec"
+	"github.com/eddyrec/eddy/stream/task"
 )
 
 func itemRec(t testing.TB, id string, vec []float32, bias, pop float32) Record {
@@ -261,6 +264,67 @@ func TestServedListsPublished(t *testing.T) {
 	if r.Topic != "t.recs" || string(r.Key) != "u1" || sl.RequestID != body["request_id"] || sl.UserID != "u1" || sl.TsMillis == 0 ||
 		len(sl.Items) != 2 || sl.Items[1].Position != 1 || sl.Items[0].ItemID != "b" || sl.Items[0].Features["mf_score"] != 4 {
 		t.Fatalf("served list %s", r.Value)
+	}
+}
+
+// TestServedListsDriftCopy: with a drift sample, the lists of exactly the
+// sampled users (unknown users get fallback lists, also copied) go a
+// second time, byte for byte, to the drift input with the source header.
+func TestServedListsDriftCopy(t *testing.T) {
+	s, _ := newTestScorer(t)
+	s.cfg.DriftSample, s.cfg.DriftInput = 0.3, "t.drift-input"
+	s.cfg.DriftHeaderKey, s.cfg.DriftHeaderValue = "eddy-source", "recs"
+	p := &fakeProducer{}
+	s.PublishServedLists(p, "t.recs")
+	sample := task.NewKeySample(0.3)
+	want := 0
+	for i := range 200 {
+		u := fmt.Sprintf("u%d", i)
+		if code, _ := get(t, s, "user_id="+u); code != 200 {
+			t.Fatal(code)
+		}
+		if sample.KeepsString(u) {
+			want++
+		}
+	}
+	s.StopPublishing()
+	lists := map[string][]byte{}
+	var copies []*kgo.Record
+	for _, r := range p.recs {
+		switch r.Topic {
+		case "t.recs":
+			lists[string(r.Key)] = r.Value
+		case "t.drift-input":
+			copies = append(copies, r)
+		default:
+			t.Fatalf("record to %s", r.Topic)
+		}
+	}
+	if len(lists) != 200 || len(copies) != want || want == 0 || want == 200 {
+		t.Fatalf("%d lists, %d copies, want 200 and %d", len(lists), len(copies), want)
+	}
+	for _, c := range copies {
+		if !sample.Keeps(c.Key) || !bytes.Equal(c.Value, lists[string(c.Key)]) ||
+			len(c.Headers) != 1 || c.Headers[0].Key != "eddy-source" || string(c.Headers[0].Value) != "recs" {
+			t.Fatalf("copy for %s: headers %v, value %s", c.Key, c.Headers, c.Value)
+		}
+	}
+	if got := counterValue(t, s.metrics.recsDrift); got != float64(want) {
+		t.Errorf("eddy_scorer_recs_drift_copies_total = %v, want %d", got, want)
+	}
+}
+
+func TestDriftCopyConfig(t *testing.T) {
+	for _, tc := range []struct {
+		sample float64
+		input  string
+		ok     bool
+	}{{0, "", true}, {0.01, "in", true}, {1, "in", true}, {0.01, "", false}, {-0.1, "in", false}, {1.5, "in", false}} {
+		c := DefaultConfig()
+		c.DriftSample, c.DriftInput, c.DriftHeaderKey = tc.sample, tc.input, "h"
+		if err := c.Validate(); (err == nil) != tc.ok {
+			t.Errorf("sample %v input %q: %v", tc.sample, tc.input, err)
+		}
 	}
 }
 
