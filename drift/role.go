@@ -82,6 +82,17 @@ type RoleConfig struct {
 	// it was told). Events still names the events topic: Input gets its
 	// partition count.
 	ForwardEvents bool
+	// ForwardRecs runs the role's own served-list forwarder (default
+	// true): a consumer of the whole recs topic that copies the sampled
+	// users' lists to Input. False leaves that copy to the scorer
+	// (scorer.Config.DriftSample, eddy serve --drift-sample), which writes
+	// every list anyway and copies the sampled users' with SourceHeader
+	// "recs": the role then never reads the recs topic, which is the
+	// largest input it has (a list carries every item's ranker features:
+	// ~2 KB with 10 items × 5 features, against ~0.3 KB per event, at
+	// about one list per ten events). The same sample rule applies as for
+	// ForwardEvents.
+	ForwardRecs bool
 	// StateOnDisk keeps the stages' state in Badger stores under
 	// Runtime.DataDir. By default (false) it lives in memory and is rebuilt
 	// from the stages' changelog topics at every start (task.Config
@@ -98,7 +109,7 @@ func DefaultRoleConfig(cfg Config) RoleConfig {
 		Drift: cfg, Runtime: task.DefaultConfig(), Group: "eddy-drift",
 		SnapshotBytes: 4 << 20, IdleWindows: 3, IdleTimeout: 5 * time.Minute,
 		AlignSpan: 15 * time.Minute, AlignMaxRecords: 50_000, MaxLag: 10_000,
-		ForwardEvents: true,
+		ForwardEvents: true, ForwardRecs: true,
 	}
 }
 
@@ -126,7 +137,7 @@ func (c *RoleConfig) Validate() error {
 //
 //	eddy.events ─▶ [task.Forwarder: sample by user] ─┐  (or the process role's user stage, ForwardEvents false)
 //	                                                 ├─▶ drift.input (keyed by user)
-//	eddy.recs ───▶ [task.Forwarder: sample by user] ─┘
+//	eddy.recs ───▶ [task.Forwarder: sample by user] ─┘  (or the scorer's copy, ForwardRecs false)
 //	drift.input ─▶ [PartitionProcessor: aligner + Partition, per partition] ─▶ drift.windows (1 partition)
 //	drift.windows ─▶ [MonitorProcessor: Merger, Monitor, Policy] ─▶ eddy.drift (reports), eddy.control (requests)
 //
@@ -183,8 +194,8 @@ func NewRole(cfg RoleConfig, reg prometheus.Registerer, log *slog.Logger) (*Role
 	return &Role{cfg: cfg, schema: s, metrics: m, counters: c, reg: reg, log: log.With("role", "drift")}, nil
 }
 
-// Run creates the internal topics, starts the runtimes (four, or three
-// without ForwardEvents) and runs until ctx ends (nil) or one of them
+// Run creates the internal topics, starts the runtimes (four; one fewer
+// without ForwardEvents, one fewer without ForwardRecs) and runs until ctx ends (nil) or one of them
 // fails (its error; the others are stopped).
 func (r *Role) Run(ctx context.Context) error {
 	parts, err := EnsureTopics(ctx, r.cfg.Runtime.Client, r.cfg.Topics, r.log)
@@ -203,10 +214,12 @@ func (r *Role) Run(ctx context.Context) error {
 			return newForwardProcessor(SourceEvents, r.schema.cfg.Window.Sample, t.Input, r.counters), nil
 		}, true})
 	}
-	stages = append(stages, []stage{
-		{"recs", t.Recs, func(int32) (task.Processor, error) {
+	if r.cfg.ForwardRecs {
+		stages = append(stages, stage{"recs", t.Recs, func(int32) (task.Processor, error) {
 			return newForwardProcessor(SourceRecs, r.schema.cfg.Window.Sample, t.Input, r.counters), nil
-		}, true},
+		}, true})
+	}
+	stages = append(stages, []stage{
 		{"windows", t.Input, func(p int32) (task.Processor, error) {
 			return newPartitionProcessor(r.schema, p, parts, &r.cfg, r.counters, r.log), nil
 		}, false},
@@ -248,7 +261,7 @@ func (r *Role) Run(ctx context.Context) error {
 	r.mu.Lock()
 	r.runtimes = rts
 	r.mu.Unlock()
-	r.log.Info("drift role starting", "input_partitions", parts, "signals", len(r.schema.signals), "forward_events", r.cfg.ForwardEvents,
+	r.log.Info("drift role starting", "input_partitions", parts, "signals", len(r.schema.signals), "forward_events", r.cfg.ForwardEvents, "forward_recs", r.cfg.ForwardRecs,
 		"sample", r.schema.cfg.Window.Sample, "window", time.Duration(r.schema.cfg.Window.Size),
 		"window_events", r.schema.cfg.Window.Events, "reference_windows", r.schema.cfg.ReferenceWindows)
 	g, gctx := errgroup.WithContext(ctx)

@@ -17,6 +17,7 @@ import (
 	"github.com/eddyrec/eddy/drift"
 	"github.com/eddyrec/eddy/features"
 	"github.com/eddyrec/eddy/internal/httpserver"
+	"github.com/eddyrec/eddy/scorer"
 	"github.com/eddyrec/eddy/stream"
 	"github.com/eddyrec/eddy/stream/task"
 )
@@ -51,6 +52,7 @@ type driftFlags struct {
 	wipeReset    bool
 	stateOnDisk  bool
 	eventsFrom   string
+	recsFrom     string
 }
 
 // Values of --events-from: where the drift role gets the sampled users'
@@ -61,6 +63,9 @@ const (
 	// driftEventsProcess: the process role's user stage copies them into
 	// the drift input topic (features.Config.DriftSample).
 	driftEventsProcess = "process"
+	// driftRecsServe (--recs-from): the scorer copies the sampled users'
+	// served lists into the drift input topic (scorer.Config.DriftSample).
+	driftRecsServe = "serve"
 )
 
 func (f *driftFlags) register(fs *flag.FlagSet, prefix string) {
@@ -78,6 +83,8 @@ func (f *driftFlags) register(fs *flag.FlagSet, prefix string) {
 	fs.BoolVar(&f.stateOnDisk, prefix+"state-on-disk", false, "keep the role's state in Badger under <data-dir>/state instead of in memory (rebuilt from its changelog topics at start; drift state is a few MB, and Badger's idle compactors would cost more CPU than the role's records)")
 	f.eventsFrom = driftEventsForward
 	fs.StringVar(&f.eventsFrom, prefix+"events-from", f.eventsFrom, "where the sampled users' events come from: forward (the role reads the whole events topic) or process (eddy process --drift-sample copies them into the input topic; same sample and group required)")
+	f.recsFrom = driftEventsForward
+	fs.StringVar(&f.recsFrom, prefix+"recs-from", f.recsFrom, "where the sampled users' served lists come from: forward (the role reads the whole recs topic) or serve (every eddy serve runs with --drift-sample and copies them into the input topic; same sample and group required)")
 }
 
 // driftSettings is the resolved configuration of the drift role.
@@ -121,6 +128,13 @@ func (f *driftFlags) config(fs *flag.FlagSet) (driftSettings, error) {
 		rc.ForwardEvents = false
 	default:
 		return driftSettings{}, usageError{fmt.Errorf("--%sevents-from %q: want forward or process", f.prefix, f.eventsFrom)}
+	}
+	switch f.recsFrom {
+	case driftEventsForward:
+	case driftRecsServe:
+		rc.ForwardRecs = false
+	default:
+		return driftSettings{}, usageError{fmt.Errorf("--%srecs-from %q: want forward or serve", f.prefix, f.recsFrom)}
 	}
 	rc.Runtime.InstanceID = f.instanceID
 	rc.StateOnDisk = f.stateOnDisk
@@ -171,7 +185,10 @@ requests are produced exactly once.
 events topic a second time (most of the role's cost): 'eddy process
 --drift-sample S --drift-group G' then copies the sampled users' events into
 <prefix><G>-input in its own transactions. S must equal --sample (or the
-config's window.sample) and G --group. 'eddy up' does this by default.
+config's window.sample) and G --group. Likewise --recs-from serve drops the
+<group>-recs stage, which reads every served list with all its items'
+features: every 'eddy serve --drift-sample S --drift-group G' copies the
+sampled users' lists instead. 'eddy up' does both by default.
 
 Without --brokers it uses the broker on --embedded-broker-addr, or starts the
 embedded broker in this process.`,
@@ -239,22 +256,39 @@ func setDriftCopy(cfg *features.Config, kf *kafkaFlags, sample float64, group st
 	cfg.DriftHeaderKey, cfg.DriftHeaderValue = drift.SourceHeader, drift.SourceEvents.String()
 }
 
-// checkDriftCopy reports whether the process role copies exactly what a
-// drift role in process mode (ForwardEvents false) expects: the same
-// sample of users into its input topic. In `eddy up` both come from the
-// drift flags, so a mismatch is a wiring bug.
-func checkDriftCopy(fc features.Config, rc drift.RoleConfig, topics drift.RoleTopics) error {
-	if rc.ForwardEvents {
-		if fc.DriftSample > 0 {
-			return errors.New("drift: the process role copies events for a drift role that forwards its own (each sampled event would be counted twice)")
+// setScorerDriftCopy makes the scorer copy the served lists of the drift
+// role's sampled users into the input topic of the drift role with base
+// group group, marked as the drift role's own recs forwarder marks them.
+func setScorerDriftCopy(cfg *scorer.Config, kf *kafkaFlags, sample float64, group string) {
+	cfg.DriftSample = sample
+	cfg.DriftInput = driftTopics(kf, group).Input
+	cfg.DriftHeaderKey, cfg.DriftHeaderValue = drift.SourceHeader, drift.SourceRecs.String()
+}
+
+// checkDriftCopy reports whether the process role and the scorer copy
+// exactly what the drift role expects: events (ForwardEvents false) and
+// served lists (ForwardRecs false) of the same sample of users into its
+// input topic, and nothing for a role that forwards its own. In `eddy up`
+// all of them come from the drift flags, so a mismatch is a wiring bug.
+func checkDriftCopy(fc features.Config, sc scorer.Config, rc drift.RoleConfig, topics drift.RoleTopics) error {
+	if err := checkCopy("process role", "events", fc.DriftSample, fc.DriftInput, !rc.ForwardEvents, rc, topics); err != nil {
+		return err
+	}
+	return checkCopy("scorer", "served lists", sc.DriftSample, sc.DriftInput, !rc.ForwardRecs, rc, topics)
+}
+
+func checkCopy(who, what string, sample float64, input string, copied bool, rc drift.RoleConfig, topics drift.RoleTopics) error {
+	if !copied {
+		if sample > 0 {
+			return fmt.Errorf("drift: the %s copies %s for a drift role that forwards its own (each sampled record would be counted twice)", who, what)
 		}
 		return nil
 	}
 	switch {
-	case fc.DriftSample != rc.Drift.Window.Sample:
-		return fmt.Errorf("drift: the process role samples %v of users for drift, the drift role %v: they must be equal", fc.DriftSample, rc.Drift.Window.Sample)
-	case fc.DriftInput != topics.Input:
-		return fmt.Errorf("drift: the process role copies events to %s, the drift role reads %s", fc.DriftInput, topics.Input)
+	case sample != rc.Drift.Window.Sample:
+		return fmt.Errorf("drift: the %s samples %v of users for drift, the drift role %v: they must be equal", who, sample, rc.Drift.Window.Sample)
+	case input != topics.Input:
+		return fmt.Errorf("drift: the %s copies %s to %s, the drift role reads %s", who, what, input, topics.Input)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/eddyrec/eddy/drift"
 	"github.com/eddyrec/eddy/features"
+	"github.com/eddyrec/eddy/scorer"
 	"github.com/eddyrec/eddy/stream/task"
 )
 
@@ -65,11 +66,17 @@ func TestDriftFlagsConfig(t *testing.T) {
 				t.Error("--events-from process: the role still forwards events")
 			}
 		}, false},
-		{"events forwarded by default", "", nil, func(t *testing.T, s driftSettings) {
-			if !s.Role.ForwardEvents {
-				t.Error("eddy drift does not forward events by default")
+		{"events and lists forwarded by default", "", nil, func(t *testing.T, s driftSettings) {
+			if !s.Role.ForwardEvents || !s.Role.ForwardRecs {
+				t.Error("eddy drift does not forward events and served lists by default")
 			}
 		}, false},
+		{"recs from serve", "", []string{"--recs-from", "serve"}, func(t *testing.T, s driftSettings) {
+			if s.Role.ForwardRecs || !s.Role.ForwardEvents {
+				t.Error("--recs-from serve: the role still forwards served lists, or stopped forwarding events")
+			}
+		}, false},
+		{"bad recs-from", "", []string{"--recs-from", "process"}, nil, true},
 		{"bad events-from", "", []string{"--events-from", "kafka"}, nil, true},
 		{"bad sample", "", []string{"--sample", "0"}, nil, true},
 		{"bad webhook", "", []string{"--webhook-url", "ftp://x"}, nil, true},
@@ -115,17 +122,19 @@ func TestNewDriftCommandFlags(t *testing.T) {
 }
 
 // TestUpDriftCopy: `eddy up` feeds the drift role from the process role's
-// user stage by default — same sample, the drift group's input topic, the
-// drift header — and --drift-events-from forward turns the copy off.
+// user stage and the scorer by default — same sample, the drift group's
+// input topic, the drift header — and --drift-events-from forward and
+// --drift-recs-from forward turn the copies off.
 func TestUpDriftCopy(t *testing.T) {
 	cases := []struct {
-		args       []string
-		wantSample float64
-		wantInput  string
+		args                     []string
+		wantEvents, wantRecs     float64
+		wantInput, wantRecsInput string
 	}{
-		{nil, defaultDriftSample, "eddy.eddy-drift-input"},
-		{[]string{"--drift-sample", "0.2", "--drift-group", "g"}, 0.2, "eddy.g-input"},
-		{[]string{"--drift-events-from", "forward"}, 0, ""},
+		{nil, defaultDriftSample, defaultDriftSample, "eddy.eddy-drift-input", "eddy.eddy-drift-input"},
+		{[]string{"--drift-sample", "0.2", "--drift-group", "g"}, 0.2, 0.2, "eddy.g-input", "eddy.g-input"},
+		{[]string{"--drift-events-from", "forward"}, 0, defaultDriftSample, "", "eddy.eddy-drift-input"},
+		{[]string{"--drift-recs-from", "forward"}, defaultDriftSample, 0, "eddy.eddy-drift-input", ""},
 	}
 	for _, tc := range cases {
 		fs := flag.NewFlagSet("up", flag.ContinueOnError)
@@ -138,28 +147,51 @@ func TestUpDriftCopy(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
-		fc := r.features
-		if fc.DriftSample != tc.wantSample || fc.DriftInput != tc.wantInput || r.drift.Role.ForwardEvents != (tc.wantSample == 0) {
-			t.Errorf("%v: process copies %v to %q, drift forwards events %v", tc.args, fc.DriftSample, fc.DriftInput, r.drift.Role.ForwardEvents)
+		fc, sc, rc := r.features, r.scorer, r.drift.Role
+		if fc.DriftSample != tc.wantEvents || fc.DriftInput != tc.wantInput || rc.ForwardEvents != (tc.wantEvents == 0) {
+			t.Errorf("%v: process copies %v to %q, drift forwards events %v", tc.args, fc.DriftSample, fc.DriftInput, rc.ForwardEvents)
 		}
-		if tc.wantSample > 0 && (fc.DriftHeaderKey != drift.SourceHeader || fc.DriftHeaderValue != "events") {
-			t.Errorf("%v: copies marked %s=%s", tc.args, fc.DriftHeaderKey, fc.DriftHeaderValue)
+		if sc.DriftSample != tc.wantRecs || sc.DriftInput != tc.wantRecsInput || rc.ForwardRecs != (tc.wantRecs == 0) {
+			t.Errorf("%v: scorer copies %v to %q, drift forwards lists %v", tc.args, sc.DriftSample, sc.DriftInput, rc.ForwardRecs)
 		}
-		if r.drift.Role.Drift.Window.Sample != tc.wantSample && tc.wantSample > 0 {
-			t.Errorf("%v: drift samples %v, process %v", tc.args, r.drift.Role.Drift.Window.Sample, fc.DriftSample)
+		if tc.wantEvents > 0 && (fc.DriftHeaderKey != drift.SourceHeader || fc.DriftHeaderValue != "events") {
+			t.Errorf("%v: event copies marked %s=%s", tc.args, fc.DriftHeaderKey, fc.DriftHeaderValue)
+		}
+		if tc.wantRecs > 0 && (sc.DriftHeaderKey != drift.SourceHeader || sc.DriftHeaderValue != "recs") {
+			t.Errorf("%v: list copies marked %s=%s", tc.args, sc.DriftHeaderKey, sc.DriftHeaderValue)
+		}
+		if err := sc.Validate(); err != nil {
+			t.Errorf("%v: scorer config: %v", tc.args, err)
 		}
 	}
-	// A process sample that differs from the drift role's is refused.
+	// A copy whose sample differs from the drift role's, or a copy for a
+	// role that forwards its own, is refused; for either source.
 	rc := drift.DefaultRoleConfig(drift.DefaultConfig())
-	rc.ForwardEvents = false
+	rc.ForwardEvents, rc.ForwardRecs = false, false
 	rc.Drift.Window.Sample = 0.01
-	fc := features.DefaultConfig()
-	fc.DriftSample, fc.DriftInput = 0.02, "in"
-	if err := checkDriftCopy(fc, rc, drift.RoleTopics{Input: "in"}); err == nil {
-		t.Error("checkDriftCopy accepted samples 0.02 and 0.01")
+	in := drift.RoleTopics{Input: "in"}
+	good := func() (features.Config, scorer.Config) {
+		fc, sc := features.DefaultConfig(), scorer.DefaultConfig()
+		fc.DriftSample, fc.DriftInput = 0.01, "in"
+		sc.DriftSample, sc.DriftInput = 0.01, "in"
+		return fc, sc
 	}
-	rc.ForwardEvents = true
-	if err := checkDriftCopy(fc, rc, drift.RoleTopics{Input: "in"}); err == nil {
-		t.Error("checkDriftCopy accepted a copy for a forwarding drift role")
+	if fc, sc := good(); checkDriftCopy(fc, sc, rc, in) != nil {
+		t.Errorf("checkDriftCopy refused matching copies: %v", checkDriftCopy(fc, sc, rc, in))
+	}
+	for name, bad := range map[string]func(*features.Config, *scorer.Config, *drift.RoleConfig){
+		"process sample":       func(fc *features.Config, _ *scorer.Config, _ *drift.RoleConfig) { fc.DriftSample = 0.02 },
+		"scorer sample":        func(_ *features.Config, sc *scorer.Config, _ *drift.RoleConfig) { sc.DriftSample = 0.02 },
+		"scorer input":         func(_ *features.Config, sc *scorer.Config, _ *drift.RoleConfig) { sc.DriftInput = "other" },
+		"no scorer copy":       func(_ *features.Config, sc *scorer.Config, _ *drift.RoleConfig) { sc.DriftSample = 0 },
+		"events forwarded too": func(_ *features.Config, _ *scorer.Config, rc *drift.RoleConfig) { rc.ForwardEvents = true },
+		"lists forwarded too":  func(_ *features.Config, _ *scorer.Config, rc *drift.RoleConfig) { rc.ForwardRecs = true },
+	} {
+		fc, sc := good()
+		r := rc
+		bad(&fc, &sc, &r)
+		if err := checkDriftCopy(fc, sc, r, in); err == nil {
+			t.Errorf("%s: checkDriftCopy accepted it", name)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eddyrec/eddy/drift"
 	"github.com/eddyrec/eddy/internal/httpserver"
 	"github.com/eddyrec/eddy/scorer"
 	"github.com/eddyrec/eddy/stream"
@@ -26,6 +27,8 @@ func newServeCommand() *ffcli.Command {
 	cfg := scorer.DefaultConfig()
 	cfg.RegisterFlags(fs)
 	httpAddr := fs.String("http-addr", ":8082", "HTTP listen address")
+	driftSample := fs.Float64("drift-sample", 0, "share of users whose served lists are also copied to the drift role's input topic (0: none; must equal eddy drift --sample, with eddy drift --recs-from serve)")
+	driftGroup := fs.String("drift-group", "eddy-drift", "base group of the drift role fed by --drift-sample (its input topic is <prefix><group>-input)")
 	drain := fs.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	return &ffcli.Command{
 		Name:       "serve",
@@ -44,6 +47,12 @@ ranker and returns the best k. Concurrent requests share passes over the
 items (--search-workers, --max-batch). Unknown users and an empty model
 get the decayed-popularity fallback ("fallback": true). Every served list is
 published to <prefix>recs (never blocking the response; drops are counted).
+--drift-sample S (0: off) also copies the lists of a share S of users, chosen
+by a hash of user_id as the drift role chooses them, to the input topic of
+the drift role with base group --drift-group (<prefix><group>-input, created
+here if missing): run 'eddy drift --recs-from serve --sample S' with the same
+S and group (and every scorer with the flag), and the drift role does not read
+the whole recs topic.
 If Kafka becomes unreachable the scorer keeps serving its last state and says
 so in /readyz and eddy_scorer_kafka_connected.
 
@@ -65,6 +74,9 @@ embedded broker in this process.`,
 			log, err := startKafkaCommand(&common, kf)
 			if err != nil {
 				return err
+			}
+			if *driftSample != 0 {
+				setScorerDriftCopy(&cfg, kf, *driftSample, *driftGroup)
 			}
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
@@ -100,6 +112,13 @@ func startScorer(ctx context.Context, kf *kafkaFlags, cfg scorer.Config, srv *ht
 // may read (eddy bench freshness watches it).
 func startScorerWith(ctx context.Context, kf *kafkaFlags, cfg scorer.Config, st *scorer.State, srv *httpserver.Server, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
 	log = log.With("role", "scorer")
+	if cfg.DriftSample > 0 {
+		// As the process role's copy: the input must exist with the
+		// events topic's partitions before anything is written to it.
+		if _, err := drift.EnsureTopics(ctx, kf.client, drift.RoleTopics{Events: kf.layout.Name(stream.TopicEvents), Input: cfg.DriftInput}, log); err != nil {
+			return nil, err
+		}
+	}
 	sc, err := scorer.New(cfg, st, reg)
 	if err != nil {
 		return nil, err

@@ -46,9 +46,12 @@ func (f *upFlags) register(fs *flag.FlagSet) {
 	f.proc.register(fs, "process-")
 	f.drift.register(fs, "drift-")
 	// All in one process: the process role's user stage copies the drift
-	// sample's events, so the drift role does not read every event again.
+	// sample's events and the scorer its served lists, so the drift role
+	// reads neither source topic again.
 	f.drift.eventsFrom = driftEventsProcess
 	fs.Lookup("drift-events-from").DefValue = driftEventsProcess
+	f.drift.recsFrom = driftRecsServe
+	fs.Lookup("drift-recs-from").DefValue = driftRecsServe
 }
 
 // upRoles is the resolved configuration of the roles of `eddy up`.
@@ -93,7 +96,12 @@ func (f *upFlags) roles(fs *flag.FlagSet) (upRoles, error) {
 	if rc := r.drift.Role; !rc.ForwardEvents {
 		setDriftCopy(&r.features, f.kf, rc.Drift.Window.Sample, rc.Group)
 	}
-	if err := checkDriftCopy(r.features, r.drift.Role, driftTopics(f.kf, r.drift.Role.Group)); err != nil {
+	// With --drift-recs-from serve (the default) the scorer copies the
+	// same users' served lists.
+	if rc := r.drift.Role; !rc.ForwardRecs {
+		setScorerDriftCopy(&r.scorer, f.kf, rc.Drift.Window.Sample, rc.Group)
+	}
+	if err := checkDriftCopy(r.features, r.scorer, r.drift.Role, driftTopics(f.kf, r.drift.Role.Group)); err != nil {
 		return r, err
 	}
 	return r, nil
@@ -186,7 +194,8 @@ user and item stages and its online ranker (flags prefixed learner-, e.g.
 --learner-label-window), the scorer
 (GET /v1/recommendations) and the drift monitor (flags prefixed drift-; the
 process role's user stage copies the events of the drift sample's users to
-it unless --drift-events-from forward),
+it unless --drift-events-from forward, the scorer their served lists unless
+--drift-recs-from forward),
 plus /healthz, /readyz and /metrics. With --demo it also
 feeds synthetic traffic (the generator of 'eddy gen', at --rate events/s)
 through the ingest API. State lives under --data-dir, so a restart continues

@@ -288,7 +288,9 @@ func TestDriftRoleDetectsAndSurvivesKill(t *testing.T) {
 	// together), and the one request.
 	k3 := testkafka.Start(t, 2)
 	produceStream(t, k3, stream, lists, 0, total)
-	p5 := startUpDrift(t, k3, t.TempDir(), cfgPath)
+	// The lists here are not the scorer's (it serves no request), so
+	// the role reads them from the recs topic.
+	p5, _ := startUpDrift(t, k3, t.TempDir(), cfgPath, "--drift-recs-from", "forward")
 	waitReports(t, k3, p5, 10, 120*time.Second)
 	time.Sleep(time.Second)
 	if err := p5.stop(t, syscall.SIGTERM, 30*time.Second); err != nil {
@@ -311,19 +313,111 @@ func TestDriftRoleDetectsAndSurvivesKill(t *testing.T) {
 }
 
 // startUpDrift runs eddy up on k's broker with the drift role fed by the
-// process role (its default), every role's groups unique to the run.
-func startUpDrift(t *testing.T, k *testkafka.Kafka, dataDir, cfgPath string) *proc {
+// process role and the scorer (its defaults), every role's groups unique
+// to the run; it returns the process and its HTTP address.
+func startUpDrift(t *testing.T, k *testkafka.Kafka, dataDir, cfgPath string, extra ...string) (*proc, string) {
 	t.Helper()
 	addr := freeAddr(t)
 	g := strings.TrimSuffix(k.Layout.Prefix, ".")
-	p := startEddy(t, nil, "up", "--brokers", strings.Join(k.Brokers, ","), "--topic-prefix", k.Layout.Prefix,
+	args := append([]string{"up", "--brokers", strings.Join(k.Brokers, ","), "--topic-prefix", k.Layout.Prefix,
 		"--data-dir", dataDir, "--http-addr", addr, "--partitions", "2", "--log-level", "debug",
-		"--drift-config", cfgPath, "--drift-sample", "1", "--drift-group", g+"-drift",
-		"--features-user-group", g+"-features-users", "--features-item-group", g+"-features-items",
-		"--learner-stages", "users", "--learner-users-group", g+"-learner-users", "--learner-items-group", g+"-learner-items",
-		"--learner-ranker-group", g+"-ranker")
+		"--drift-config", cfgPath, "--drift-sample", "1", "--drift-group", g + "-drift",
+		"--features-user-group", g + "-features-users", "--features-item-group", g + "-features-items",
+		"--learner-stages", "users", "--learner-users-group", g + "-learner-users", "--learner-items-group", g + "-learner-items",
+		"--learner-ranker-group", g + "-ranker"}, extra...)
+	p := startEddy(t, nil, args...)
 	waitReady(t, p, "http://"+addr+"/healthz", 60*time.Second)
-	return p
+	return p, addr
+}
+
+// TestUpScorerCopiesServedListsToDrift: in eddy up the scorer copies every
+// served list of the drift sample's users (here all) into the drift role's
+// input topic (--drift-recs-from serve, the default): the same bytes as in
+// the recs topic, marked as lists, in the input partition where the
+// process role copies the same user's events, so that the role's outcome
+// join sees both; the role reads no recs topic of its own.
+func TestUpScorerCopiesServedListsToDrift(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives eddy up against kfake")
+	}
+	cfgPath := filepath.Join(t.TempDir(), "drift.yaml")
+	if err := os.WriteFile(cfgPath, []byte(driftTestConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ls := driftStream(t, 2000)
+	k := testkafka.Start(t, 2)
+	p, addr := startUpDrift(t, k, t.TempDir(), cfgPath)
+	produceLines(t, k, ls)
+	input := k.Layout.Name(strings.TrimSuffix(k.Layout.Prefix, ".") + "-drift-input")
+	source := func(r *kgo.Record) string {
+		for _, h := range r.Headers {
+			if h.Key == drift.SourceHeader {
+				return string(h.Value)
+			}
+		}
+		return ""
+	}
+	// waitInput waits until the input holds n records of src.
+	waitInput := func(src string, n int) []*kgo.Record {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			var got []*kgo.Record
+			for _, r := range k.ReadAll(t, input) {
+				if source(r) == src {
+					got = append(got, r)
+				}
+			}
+			if len(got) >= n || time.Now().After(deadline) {
+				if len(got) != n {
+					t.Fatalf("%d %s records in %s, want %d", len(got), src, input, n)
+				}
+				return got
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	partOf := map[string]int32{}
+	for _, r := range waitInput("events", len(ls)) {
+		partOf[string(r.Key)] = r.Partition
+	}
+	var users []string
+	for u := range partOf {
+		if users = append(users, u); len(users) == 40 {
+			break
+		}
+	}
+	for _, u := range users {
+		recommend(t, "http://"+addr, u)
+	}
+	copies := waitInput("recs", len(users))
+	lists := map[string]bool{}
+	for _, r := range k.ReadAll(t, k.Layout.Name("recs")) {
+		lists[string(r.Key)+"\x00"+string(r.Value)] = true
+	}
+	if len(lists) != len(users) {
+		t.Fatalf("%d lists in the recs topic, want %d", len(lists), len(users))
+	}
+	for _, c := range copies {
+		l, err := drift.DecodeServedList(c.Value)
+		switch {
+		case err != nil:
+			t.Errorf("copy for %s: %v", c.Key, err)
+		case l.UserID != string(c.Key) || c.Partition != partOf[l.UserID]:
+			t.Errorf("list of %s copied to partition %d with key %s; the user's events are in partition %d", l.UserID, c.Partition, c.Key, partOf[l.UserID])
+		case !lists[string(c.Key)+"\x00"+string(c.Value)]:
+			t.Errorf("copy for %s is not a list of the recs topic: %s", c.Key, c.Value)
+		}
+	}
+	if v := metricValue(t, addr, "eddy_scorer_recs_drift_copies_total"); v != float64(len(users)) {
+		t.Errorf("eddy_scorer_recs_drift_copies_total = %v, want %d", v, len(users))
+	}
+	if err := p.stop(t, syscall.SIGTERM, 30*time.Second); err != nil {
+		t.Fatalf("eddy up exit: %v", err)
+	}
+	if out := p.out.String(); !strings.Contains(out, "forward_recs=false") {
+		t.Error("eddy up's drift role still reads the recs topic")
+	}
 }
 
 func reportsEqual(t *testing.T, got, want []drift.Report) {
