@@ -35,6 +35,10 @@ type genFlags struct {
 	to        string
 	batch     int
 	token     string
+
+	recs            bool
+	recsDriftSample float64
+	recsDriftGroup  string
 }
 
 func (g *genFlags) register(fs *flag.FlagSet) {
@@ -54,6 +58,9 @@ func (g *genFlags) register(fs *flag.FlagSet) {
 func (g *genFlags) registerDestination(fs *flag.FlagSet) {
 	fs.StringVar(&g.to, "to", "stdout", "destination: stdout (NDJSON), an ingest URL http(s)://host:port, or kafka")
 	fs.StringVar(&g.token, "token", "", "bearer token for the ingest URL")
+	fs.BoolVar(&g.recs, "recs", false, "with --to kafka, also produce each request's served list to <prefix>recs, as a scorer would log it (the default ranker's features from the generator's ground truth): drift's prediction and outcome signals without a scorer")
+	fs.Float64Var(&g.recsDriftSample, "recs-drift-sample", 0, "with --recs, also copy the lists of this share of users to the drift role's input topic, as eddy serve --drift-sample does (for eddy drift --recs-from serve)")
+	fs.StringVar(&g.recsDriftGroup, "recs-drift-group", "eddy-drift", "base group of the drift role fed by --recs-drift-sample")
 }
 
 // config builds the generator configuration: --spec first, then the named
@@ -132,10 +139,21 @@ type kafkaSink struct {
 	cl    *kgo.Client
 	topic string
 	buf   []byte
+	recs  *genRecs // --recs: served lists go out with the batch of their first impression
+}
+
+func (s *kafkaSink) served(g *synth.Generator, first *event.Event, items []int32) {
+	if s.recs != nil {
+		s.recs.served(g, first, items)
+	}
 }
 
 func (s *kafkaSink) send(ctx context.Context, events []event.Event) error {
-	recs := make([]*kgo.Record, len(events))
+	var lists []*kgo.Record
+	if s.recs != nil {
+		lists = s.recs.take()
+	}
+	recs := make([]*kgo.Record, len(events), len(events)+len(lists))
 	ends := make([]int, len(events))
 	s.buf = s.buf[:0]
 	for i := range events {
@@ -153,6 +171,7 @@ func (s *kafkaSink) send(ctx context.Context, events []event.Event) error {
 		}
 		start = ends[i]
 	}
+	recs = append(recs, lists...)
 	err := s.cl.ProduceSync(ctx, recs...).FirstErr()
 	s.buf = nil // the records own the bytes until acknowledged; start afresh
 	return err
@@ -177,6 +196,7 @@ func runGen(ctx context.Context, cfg synth.Config, sink eventSink, count int64, 
 		lim = rate.NewLimiter(rate.Limit(eventsPerSec), burst)
 	}
 	events := make([]event.Event, batch)
+	lists, _ := sink.(listSink)
 	var sent int64
 	lastLog := time.Now()
 	for count == 0 || sent < count {
@@ -193,6 +213,11 @@ func runGen(ctx context.Context, cfg synth.Config, sink eventSink, count int64, 
 		}
 		for i := 0; i < n; i++ {
 			gen.Next(&events[i])
+			if lists != nil {
+				if items := gen.Served(); items != nil {
+					lists.served(gen, &events[i], items)
+				}
+			}
 		}
 		if err := sink.send(ctx, events[:n]); err != nil {
 			if ctx.Err() != nil {
@@ -228,7 +253,15 @@ with durations, and optionally a distribution shift at --drift-at. The same
 flags always give the same stream.
 
 --to stdout writes NDJSON; --to http://host:port posts NDJSON batches to an
-ingest server (retrying 503s); --to kafka produces straight to <prefix>events.`,
+ingest server (retrying 503s); --to kafka produces straight to <prefix>events.
+
+--recs (with --to kafka) also produces each request's served list to
+<prefix>recs, as a scorer would have logged it: the items of the request's
+impressions in order, at its first impression's time, with the default
+ranker's five features from the generator's ground truth. It feeds the drift
+role's prediction and outcome signals without a scorer. --recs-drift-sample S
+also copies the lists of a share S of users to the drift role's input topic
+(<prefix><--recs-drift-group>-input), as 'eddy serve --drift-sample' does.`,
 		FlagSet:   fs,
 		Options:   ffOptions(),
 		UsageFunc: usage,
@@ -262,9 +295,20 @@ ingest server (retrying 503s); --to kafka produces straight to <prefix>events.`,
 					return err
 				}
 				defer cl.Close()
-				sink = &kafkaSink{cl: cl, topic: kf.layout.Name(stream.TopicEvents)}
+				ks := &kafkaSink{cl: cl, topic: kf.layout.Name(stream.TopicEvents)}
+				if g.recs {
+					r, err := g.newRecs(ctx, kf, log)
+					if err != nil {
+						return err
+					}
+					ks.recs = r
+				}
+				sink = ks
 			default:
 				return usageError{fmt.Errorf("--to %q: want stdout, an http(s):// URL or kafka", g.to)}
+			}
+			if g.recs && g.to != "kafka" {
+				return usageError{errors.New("--recs needs --to kafka")}
 			}
 			start := time.Now()
 			n, err := runGen(ctx, cfg, sink, g.count, g.rate, g.batch, log)

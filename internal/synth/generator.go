@@ -88,6 +88,7 @@ type Generator struct {
 
 	sessions []session
 	chosen   []int32 // items of the request being generated
+	served   bool    // the last event of Next began a request (Served)
 
 	startMs   int64
 	clockMs   float64 // simulated time since Start
@@ -288,11 +289,13 @@ func (g *Generator) Next(e *event.Event) {
 	}
 
 	s := &g.sessions[g.traffic.intN(len(g.sessions))]
+	g.served = false
 	if s.head == len(s.queue) {
 		if s.left == 0 {
 			g.startSession(s)
 		}
 		g.newRequest(s)
+		g.served = true
 		s.left--
 	}
 	p := &s.queue[s.head]
@@ -463,6 +466,18 @@ func (g *Generator) applyDrift() {
 	case DriftWatchRatio:
 		g.watchFactor = 1 - s/2
 	}
+}
+
+// Served returns the items of the list served to the request that the
+// event of the last Next began (that event is its first impression), in
+// the order of its impressions; nil when the event continued a request.
+// The slice is overwritten by the next call of Next. It is what a scorer
+// would have logged for the request (eddy gen --recs).
+func (g *Generator) Served() []int32 {
+	if !g.served {
+		return nil
+	}
+	return g.chosen
 }
 
 // Config returns the configuration the generator was built with.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -474,5 +475,49 @@ func TestEdgeConfigs(t *testing.T) {
 				t.Errorf("CTR %.4f, want %.4f ± 15 %%", ctr, c.TargetCTR)
 			}
 		})
+	}
+}
+
+// TestServed: every request's first event is its first impression, and
+// Served then lists exactly the items of that request's impressions, in
+// order; every other event gets nil.
+func TestServed(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Users, cfg.Items = 500, 300
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists := map[string][]string{}
+	impressions := map[string][]string{}
+	var e event.Event
+	for range 20_000 {
+		g.Next(&e)
+		if items := g.Served(); items != nil {
+			if _, dup := lists[e.RequestID]; dup || e.Type != event.Impression {
+				t.Fatalf("request %s: served twice, or begun by a %s", e.RequestID, e.Type)
+			}
+			for _, it := range items {
+				lists[e.RequestID] = append(lists[e.RequestID], g.ItemID(int(it)))
+			}
+		} else if _, ok := lists[e.RequestID]; !ok {
+			t.Fatalf("event %s of request %s before its list", e.EventID, e.RequestID)
+		}
+		if e.Type == event.Impression {
+			impressions[e.RequestID] = append(impressions[e.RequestID], e.ItemID)
+		}
+	}
+	complete := 0
+	for req, l := range lists {
+		imp := impressions[req]
+		if len(imp) > len(l) || !slices.Equal(imp, l[:len(imp)]) {
+			t.Fatalf("request %s: served %v, impressions %v", req, l, imp)
+		}
+		if len(imp) == len(l) {
+			complete++
+		}
+	}
+	if len(lists) == 0 || complete < len(lists)*9/10 {
+		t.Fatalf("%d lists, %d with all their impressions", len(lists), complete)
 	}
 }
