@@ -44,7 +44,7 @@ integration-real:
 	bash scripts/integration.sh
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./event/ ./drift/ ./internal/synth/
+	$(GO) test -run '^$$' -bench . -benchmem ./event/ ./drift/ ./internal/recs/ ./internal/synth/
 
 clean:
 	rm -rf bin

@@ -64,19 +64,24 @@
 // BenchmarkObserve50Signals. Judging a window of 50 signals against its
 // reference takes a few milliseconds, once per window.
 //
-// In the role (Role) a sampled record costs about 6.4 µs of CPU end to end
+// In the role (Role) a sampled record costs about 6–8 µs of CPU end to end
 // (fetch, decode, observe, the window-state log, the transaction). How the
-// sampled users' events reach the role matters more at a 1% sample: the
+// sampled users' records reach the role matters more at a 1% sample: the
 // role's own events forwarder reads every event a second time (~1.2 µs per
-// event, ~20% of processing CPU); with RoleConfig.ForwardEvents false the
-// process role's user stage copies them (a key hash per event plus the
-// copies, ~0.03 µs per event). The role keeps its state in memory, rebuilt
-// from its changelogs at start (RoleConfig.StateOnDisk), because three idle
-// Badger stores woke their compactors 120 times a second, ~20 ms of CPU
-// per second, more than the records; and its stages fetch up to a second of
-// input per batch. Measured on real-time streams of 20,000–70,000 events/s
-// the role costs ~2.8 ms of CPU per second plus ~6.4 µs per sampled record,
-// 0.6–0.9% of the process role's CPU (BENCHMARKS.md "Drift role").
+// event, ~20% of processing CPU), and its recs forwarder every served list
+// (~8 µs per list of 10 items × 5 features: 4.4% of the process role's CPU
+// at 44k events/s). With RoleConfig.ForwardEvents and ForwardRecs false
+// (eddy up's wiring) the process role's user stage and the scorer copy the
+// sampled users' records instead (a key hash per record plus the copies).
+// Served lists are read with internal/recs, ~4× faster than encoding/json.
+// The role keeps its state in memory, rebuilt from its changelogs at start
+// (RoleConfig.StateOnDisk), because three idle Badger stores woke their
+// compactors 120 times a second, ~20 ms of CPU per second, more than the
+// records; and its stages fetch up to a second of input per batch.
+// Measured on real-time streams of 20,000–51,000 events/s with their
+// served lists the role costs ~2.7 ms of CPU per second plus ~8 µs per
+// sampled record, 0.85–0.97% of the process role's CPU (BENCHMARKS.md
+// "Drift role").
 //
 // # Summaries
 //

@@ -11,11 +11,22 @@
 # (/proc/<pid>/stat) and their applied-record counters over 60 s, and prints
 # one line: events/s, sampled records/s, CPU ms/s of process, broker and
 # drift, and drift / process. SAMPLE 0 runs no drift role and no copy (the
-# baseline for the process role's share). Needs a built eddy (EDDY_BIN,
-# default ./eddy) and ports 19093, 18091, 18094 free on loopback.
+# baseline for the process role's share).
+#
+# RECS says where served lists come from (eddy gen --recs stands in for the
+# scorer: one list per request, ~1 per 11 events, 10 items × 5 features):
+#   serve   (default; eddy up's wiring) gen copies the sampled users' lists
+#           into the drift input as eddy serve --drift-sample does, and the
+#           role runs --recs-from serve;
+#   forward the role reads the whole recs topic (--recs-from forward);
+#   none    no served lists (the stream of the first measurements).
+# Needs a built eddy (EDDY_BIN, default ./eddy) and ports 19093, 18091,
+# 18094 free on loopback.
 set -euo pipefail
 rate=${1:?usage: bench-drift-steady.sh RATE [SAMPLE] [-- drift flags]}
 sample=${2:-0.01}
+recs=${RECS:-serve}
+case "$recs" in serve | forward | none) ;; *) echo "RECS=$recs: want serve, forward or none" >&2; exit 2 ;; esac
 shift $(( $# >= 2 ? 2 : 1 ))
 [[ "${1:-}" == "--" ]] && shift
 eddy=$(realpath "${EDDY_BIN:-./eddy}")
@@ -50,14 +61,22 @@ drift_flags=()
 "$eddy" process $brokers --data-dir p "${drift_flags[@]}" --http-addr 127.0.0.1:18091 >process.log 2>&1 & pp=$!; pids+=("$pp")
 dp=
 if [[ "$sample" != 0 ]]; then
+	recs_from=forward
+	[[ "$recs" == serve ]] && recs_from=serve
 	# shellcheck disable=SC2086
-	"$eddy" drift $brokers --data-dir d --events-from process --sample "$sample" --group G \
+	"$eddy" drift $brokers --data-dir d --events-from process --recs-from "$recs_from" --sample "$sample" --group G \
 		--http-addr 127.0.0.1:18094 "$@" >drift.log 2>&1 & dp=$!; pids+=("$dp")
 fi
 sleep 8
 gap=$(awk -v r="$rate" 'BEGIN { printf "%.3fus", 1e6 / r }')
+gen_recs=()
+case "$recs" in
+serve) gen_recs=(--recs --recs-drift-sample "$sample" --recs-drift-group G) ;;
+forward) gen_recs=(--recs) ;;
+esac
+[[ "$sample" == 0 ]] && gen_recs=()
 # shellcheck disable=SC2086
-"$eddy" gen $brokers --to kafka --rate "$rate" --count $((rate * 90)) --seed 3 \
+"$eddy" gen $brokers --to kafka --rate "$rate" --count $((rate * 90)) --seed 3 "${gen_recs[@]}" \
 	--spec "start=$(date -u +%FT%TZ),inter-event=$gap" >gen.log 2>&1 & pids+=($!)
 cpu() { [[ -n "$1" ]] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
 applied() { curl -fs "127.0.0.1:$1/metrics" 2>/dev/null | awk -v g="$2" '$1 ~ "^eddy_stream_records_applied_total" && $1 ~ g { s += $2 } END { print s + 0 }'; }
@@ -66,11 +85,11 @@ d0=$(cpu "$dp") p0=$(cpu "$pp") b0=$(cpu "$bp") s0=$(applied 18094 G-windows) e0
 sleep 60
 d1=$(cpu "$dp") p1=$(cpu "$pp") b1=$(cpu "$bp") s1=$(applied 18094 G-windows) e1=$(applied 18091 features-users) t1=$(date +%s.%N)
 hz=$(getconf CLK_TCK)
-awk -v t0="$t0" -v t1="$t1" -v hz="$hz" -v rate="$rate" -v sample="$sample" \
+awk -v t0="$t0" -v t1="$t1" -v hz="$hz" -v rate="$rate" -v sample="$sample" -v recs="$recs" \
 	-v d="$((d1 - d0))" -v p="$((p1 - p0))" -v b="$((b1 - b0))" -v ev="$((e1 - e0))" -v rec="$((s1 - s0))" 'BEGIN {
 	dt = t1 - t0; d /= hz; p /= hz; b /= hz
-	printf "rate %d sample %s: %.0f events/s, %.0f sampled/s | process %.1f ms/s (%.2f µs/event) | broker %.1f ms/s | drift %.2f ms/s", \
-		rate, sample, ev / dt, rec / dt, p / dt * 1000, p / (ev > 0 ? ev : 1) * 1e6, b / dt * 1000, d / dt * 1000
+	printf "rate %d sample %s recs %s: %.0f events/s, %.0f sampled/s | process %.1f ms/s (%.2f µs/event) | broker %.1f ms/s | drift %.2f ms/s", \
+		rate, sample, recs, ev / dt, rec / dt, p / dt * 1000, p / (ev > 0 ? ev : 1) * 1e6, b / dt * 1000, d / dt * 1000
 	if (rec > 0) printf " (%.1f µs/sampled record) | drift/process %.2f %%", d / rec * 1e6, d / p * 100
 	printf "\n"
 }'

@@ -348,43 +348,46 @@ func exactKeys(in []byte) bool {
 	}
 }
 
-// BenchmarkDecode reads a list as the scorer writes it: 10 items with 31
-// features each, float32 values written as float64 (17 significant
-// digits; parsing them is half of the decoder's time).
+// BenchmarkDecode reads lists as the scorer writes them: 10 items with the
+// default ranker's 5 features, and with 31 (the 50-signal drift benchmark),
+// float32 values written as float64 (17 significant digits; parsing them
+// is about half of the decoder's time).
 func BenchmarkDecode(b *testing.B) {
-	r := rand.New(rand.NewPCG(1, 2))
-	m := marshalled{RequestID: "req-123456", UserID: "user-98765", ModelVersion: "v17", Ts: 1735689600123}
-	for k := range 10 {
-		it := mItem{ItemID: fmt.Sprintf("item-%d", r.IntN(5000)), Position: k, Score: float64(float32(r.NormFloat64())), Features: map[string]float64{}}
-		for f := range 31 {
-			it.Features[fmt.Sprintf("feature_%d", f)] = float64(float32(r.NormFloat64()))
-		}
-		m.Items = append(m.Items, it)
-	}
-	in, err := json.Marshal(m)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Run("recs.Decoder", func(b *testing.B) {
-		var d Decoder
-		b.SetBytes(int64(len(in)))
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := d.Decode(in); err != nil {
-				b.Fatal(err)
+	for _, nf := range []int{5, 31} {
+		r := rand.New(rand.NewPCG(1, 2))
+		m := marshalled{RequestID: "req-123456", UserID: "user-98765", ModelVersion: "v17", Ts: 1735689600123}
+		for k := range 10 {
+			it := mItem{ItemID: fmt.Sprintf("item-%d", r.IntN(5000)), Position: k, Score: float64(float32(r.NormFloat64())), Features: map[string]float64{}}
+			for f := range nf {
+				it.Features[fmt.Sprintf("feature_%d", f)] = float64(float32(r.NormFloat64()))
 			}
+			m.Items = append(m.Items, it)
 		}
-	})
-	b.Run("encoding/json", func(b *testing.B) {
-		b.SetBytes(int64(len(in)))
-		b.ReportAllocs()
-		for b.Loop() {
-			var r reference
-			if err := json.Unmarshal(in, &r); err != nil {
-				b.Fatal(err)
+		in, err := json.Marshal(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("10x%d/recs.Decoder", nf), func(b *testing.B) {
+			var d Decoder
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := d.Decode(in); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+		b.Run(fmt.Sprintf("10x%d/encoding-json", nf), func(b *testing.B) {
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var r reference
+				if err := json.Unmarshal(in, &r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 func TestFeaturesMarshalJSON(t *testing.T) {
