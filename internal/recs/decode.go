@@ -241,6 +241,16 @@ func (d *Decoder) skip(key []byte) error {
 	return nil
 }
 
+// wrongType skips the value at the cursor and reports that field must be
+// rule; a value that is not even well-formed JSON is a syntax error
+// instead.
+func (d *Decoder) wrongType(field, rule string) error {
+	if err := d.SkipValue(1, false); err != nil {
+		return err
+	}
+	return &FieldError{field, rule}
+}
+
 // null consumes a null at the cursor, if there is one.
 func (d *Decoder) null() (bool, error) {
 	if d.Peek() != 'n' {
@@ -253,10 +263,7 @@ func (d *Decoder) null() (bool, error) {
 // The result aliases the input or the scanner's scratch space.
 func (d *Decoder) str(field string, max int) ([]byte, error) {
 	if d.Peek() != '"' {
-		if err := d.SkipValue(1, false); err != nil {
-			return nil, err
-		}
-		return nil, &FieldError{field, "must be a string"}
+		return nil, d.wrongType(field, "must be a string")
 	}
 	s, err := d.ReadString()
 	if err != nil {
@@ -294,20 +301,14 @@ func (d *Decoder) boolean(dst *bool, field string) error {
 	case 'n':
 		return d.ReadLiteral("null")
 	}
-	if err := d.SkipValue(1, false); err != nil {
-		return err
-	}
-	return &FieldError{field, "must be true or false"}
+	return d.wrongType(field, "must be true or false")
 }
 
 // number reads a finite JSON number. Its FieldError has no Field: the
 // caller names it (see at), so that the path is built only on error.
 func (d *Decoder) number() (float64, error) {
 	if c := d.Peek(); c != '-' && !jsonscan.IsDigit(c) {
-		if err := d.SkipValue(1, false); err != nil {
-			return 0, err
-		}
-		return 0, &FieldError{Rule: "must be a number"}
+		return 0, d.wrongType("", "must be a number")
 	}
 	num, _, err := d.ReadNumber()
 	if err != nil {
@@ -345,10 +346,7 @@ func (d *Decoder) ts(dst *int64) error {
 		ms = t.UnixMilli()
 	} else {
 		if c := d.Peek(); c != '-' && !jsonscan.IsDigit(c) {
-			if err := d.SkipValue(1, false); err != nil {
-				return err
-			}
-			return &FieldError{"ts", "Unix milliseconds or an RFC 3339 time"}
+			return d.wrongType("ts", "Unix milliseconds or an RFC 3339 time")
 		}
 		num, isInt, err := d.ReadNumber()
 		if err != nil {
@@ -373,10 +371,7 @@ func (d *Decoder) items(l *List) error {
 		return err
 	}
 	if d.Peek() != '[' {
-		if err := d.SkipValue(1, false); err != nil {
-			return err
-		}
-		return &FieldError{"items", "must be an array"}
+		return d.wrongType("items", "must be an array")
 	}
 	d.Pos++
 	l.Items = l.Items[:0]
@@ -447,10 +442,7 @@ func (d *Decoder) position(dst *int) error {
 		return err
 	}
 	if c := d.Peek(); c != '-' && !jsonscan.IsDigit(c) {
-		if err := d.SkipValue(1, false); err != nil {
-			return err
-		}
-		return &FieldError{field, "must be an integer"}
+		return d.wrongType(field, "must be an integer")
 	}
 	num, isInt, err := d.ReadNumber()
 	if err != nil {
