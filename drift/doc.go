@@ -77,11 +77,12 @@
 // The role keeps its state in memory, rebuilt from its changelogs at start
 // (RoleConfig.StateOnDisk), because three idle Badger stores woke their
 // compactors 120 times a second, ~20 ms of CPU per second, more than the
-// records; and its stages fetch up to a second of input per batch.
-// Measured on real-time streams of 20,000–51,000 events/s with their
-// served lists the role costs ~2.7 ms of CPU per second plus ~8 µs per
-// sampled record, 0.85–0.97% of the process role's CPU (BENCHMARKS.md
-// "Drift role").
+// records; and its stages fetch up to 5 s or 1 MiB of input per batch
+// (RoleConfig.FetchWait), because every batch is a Kafka transaction whose
+// fixed cost outweighed its records at 1 s. Measured on real-time streams
+// of 20,000–51,000 events/s with their served lists the role costs ~1.7
+// ms of CPU per second plus ~5.7 µs per sampled record, 0.61–0.71% of the
+// process role's CPU (BENCHMARKS.md "Drift role").
 //
 // # Summaries
 //

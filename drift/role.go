@@ -69,6 +69,16 @@ type RoleConfig struct {
 	// MaxLag is the source lag (records) up to which the role is ready
 	// (default 10,000).
 	MaxLag int64
+	// FetchBytes and FetchWait: each stage's fetch waits for FetchBytes of
+	// input or FetchWait, whichever comes first (defaults 1 MiB, 5 s).
+	// Windows of minutes need no fetch latency, and the inputs are thin (a
+	// 1 % sample, a few window records), while every batch is a Kafka
+	// transaction whose fixed cost (~a few round trips and a changelog
+	// write) outweighed its records at 1 s: from 1 s and 256 KiB to 5 s
+	// and 1 MiB the role's CPU fell by 25–32 % at 20k–50k events/s
+	// (BENCHMARKS.md "Drift role"). Reports leave up to two waits later.
+	FetchBytes int32
+	FetchWait  time.Duration
 	// ForwardEvents runs the role's own events forwarder (default true):
 	// a consumer of the whole events topic that copies the sampled users'
 	// events to Input. False leaves that copy to the process role's user
@@ -109,6 +119,7 @@ func DefaultRoleConfig(cfg Config) RoleConfig {
 		Drift: cfg, Runtime: task.DefaultConfig(), Group: "eddy-drift",
 		SnapshotBytes: 4 << 20, IdleWindows: 3, IdleTimeout: 5 * time.Minute,
 		AlignSpan: 15 * time.Minute, AlignMaxRecords: 50_000, MaxLag: 10_000,
+		FetchBytes: 1 << 20, FetchWait: 5 * time.Second,
 		ForwardEvents: true, ForwardRecs: true,
 	}
 }
@@ -125,6 +136,8 @@ func (c *RoleConfig) Validate() error {
 		return fmt.Errorf("drift: role: snapshot bytes %d: want ≥ 1 KiB", c.SnapshotBytes)
 	case c.IdleWindows < 0 || c.IdleTimeout < 0:
 		return fmt.Errorf("drift: role: idle windows %d / timeout %v: want ≥ 0", c.IdleWindows, c.IdleTimeout)
+	case c.FetchBytes < 1 || c.FetchWait < time.Millisecond || c.FetchWait > 30*time.Second:
+		return fmt.Errorf("drift: role: fetch bytes %d / wait %v: want ≥ 1 / 1ms–30s", c.FetchBytes, c.FetchWait)
 	case c.AlignSpan < 0 || c.AlignMaxRecords < 1:
 		return fmt.Errorf("drift: role: align span %v / max records %d: want ≥ 0 / ≥ 1", c.AlignSpan, c.AlignMaxRecords)
 	case c.MaxLag < 0:
@@ -239,12 +252,7 @@ func (r *Role) Run(ctx context.Context) error {
 			// Stateless copies: the smallest store the runtime accepts.
 			c.MemTableSize = 8 << 20
 		}
-		// Windows of minutes need no fetch latency, and the inputs are
-		// thin (a 1 % sample, a few window records): gather up to a
-		// second of input per fetch, so each batch, a Kafka
-		// transaction, carries hundreds of records instead of a few,
-		// and an idle stage polls once a second.
-		c.FetchMinBytes, c.FetchMaxWait = 256<<10, time.Second
+		c.FetchMinBytes, c.FetchMaxWait = r.cfg.FetchBytes, r.cfg.FetchWait
 		rt, err := task.New(c, st.factory, r.reg, r.log)
 		if err != nil {
 			// Run with a canceled context returns at once and closes

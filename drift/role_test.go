@@ -76,6 +76,9 @@ func roleConfigFor(t *testing.T, k *testkafka.Kafka, dir string, cfg Config) Rol
 	rc.Runtime.Client = k.Client()
 	rc.Runtime.DataDir = dir
 	rc.Runtime.LagCommitInterval = 100 * time.Millisecond
+	// The tests' inputs are small: a fetch would wait the full 5 s at
+	// every hop. What the wait buys is measured, not tested.
+	rc.FetchWait = 200 * time.Millisecond
 	// Group ids (and so changelog topics and transactional ids) are
 	// per test: a real broker is shared by every test of the run.
 	rc.Group = strings.TrimSuffix(k.Layout.Prefix, ".") + "-drift-test"

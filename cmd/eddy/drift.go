@@ -53,6 +53,7 @@ type driftFlags struct {
 	stateOnDisk  bool
 	eventsFrom   string
 	recsFrom     string
+	fetchWait    time.Duration
 }
 
 // Values of --events-from: where the drift role gets the sampled users'
@@ -83,6 +84,7 @@ func (f *driftFlags) register(fs *flag.FlagSet, prefix string) {
 	fs.BoolVar(&f.stateOnDisk, prefix+"state-on-disk", false, "keep the role's state in Badger under <data-dir>/state instead of in memory (rebuilt from its changelog topics at start; drift state is a few MB, and Badger's idle compactors would cost more CPU than the role's records)")
 	f.eventsFrom = driftEventsForward
 	fs.StringVar(&f.eventsFrom, prefix+"events-from", f.eventsFrom, "where the sampled users' events come from: forward (the role reads the whole events topic) or process (eddy process --drift-sample copies them into the input topic; same sample and group required)")
+	fs.DurationVar(&f.fetchWait, prefix+"fetch-wait", 5*time.Second, "how long each stage's fetch gathers input (up to 1 MiB) before it is processed as one Kafka transaction: longer is cheaper per record, reports come up to two waits later (1ms–30s)")
 	f.recsFrom = driftEventsForward
 	fs.StringVar(&f.recsFrom, prefix+"recs-from", f.recsFrom, "where the sampled users' served lists come from: forward (the role reads the whole recs topic) or serve (every eddy serve runs with --drift-sample and copies them into the input topic; same sample and group required)")
 }
@@ -136,6 +138,10 @@ func (f *driftFlags) config(fs *flag.FlagSet) (driftSettings, error) {
 	default:
 		return driftSettings{}, usageError{fmt.Errorf("--%srecs-from %q: want forward or serve", f.prefix, f.recsFrom)}
 	}
+	if f.fetchWait < time.Millisecond || f.fetchWait > 30*time.Second {
+		return driftSettings{}, usageError{fmt.Errorf("--%sfetch-wait %v: want 1ms–30s", f.prefix, f.fetchWait)}
+	}
+	rc.FetchWait = f.fetchWait
 	rc.Runtime.InstanceID = f.instanceID
 	rc.StateOnDisk = f.stateOnDisk
 	if f.wipeReset {

@@ -77,6 +77,12 @@ func TestDriftFlagsConfig(t *testing.T) {
 			}
 		}, false},
 		{"bad recs-from", "", []string{"--recs-from", "process"}, nil, true},
+		{"fetch wait", "", []string{"--fetch-wait", "250ms"}, func(t *testing.T, s driftSettings) {
+			if s.Role.FetchWait != 250*time.Millisecond || s.Role.FetchBytes != 1<<20 {
+				t.Errorf("fetch wait %v, bytes %d", s.Role.FetchWait, s.Role.FetchBytes)
+			}
+		}, false},
+		{"bad fetch wait", "", []string{"--fetch-wait", "1m"}, nil, true},
 		{"bad events-from", "", []string{"--events-from", "kafka"}, nil, true},
 		{"bad sample", "", []string{"--sample", "0"}, nil, true},
 		{"bad webhook", "", []string{"--webhook-url", "ftp://x"}, nil, true},
