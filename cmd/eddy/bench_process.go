@@ -89,6 +89,7 @@ func newBenchProcessCommand() *ffcli.Command {
 	seed := fs.Uint64("seed", 1, "generator seed")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the processing phase to this file")
+	spec := fs.String("spec", "", "more generator options as key=value,... (as eddy gen --spec; e.g. inter-event=2.5us for event times at the processing pace)")
 	driftSample := fs.Float64("drift-sample", 0, "also copy the events of this share of users to a drift input topic, as eddy process --drift-sample does (0: off)")
 	return &ffcli.Command{
 		Name:       "process",
@@ -104,7 +105,10 @@ profiles the processing phase; EDDY_BENCH_HEAPPROFILE=<file> writes a heap
 profile when the last event has been applied. --drift-sample adds the copy of
 the drift sample's events to the drift role's input topic (what eddy up does),
 so that the CPU per event (cpu_us_per_event, getrusage over the processing
-phase, broker included) of runs with and without it measures the copy's cost.`,
+phase, broker included) of runs with and without it measures the copy's cost.
+--spec sets more generator options: inter-event=2.5us gives event times at
+about the processing pace, so that a drift role reading the copies sees
+windows as long as in production instead of hours of event time in seconds.`,
 		FlagSet:   fs,
 		Options:   ffOptions(),
 		UsageFunc: usage,
@@ -131,8 +135,14 @@ phase, broker included) of runs with and without it measures the copy's cost.`,
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
-			gcfg := synth.DefaultConfig()
+			gcfg, err := synth.ParseSpec(*spec)
+			if err != nil {
+				return usageError{fmt.Errorf("--spec: %w", err)}
+			}
 			gcfg.Users, gcfg.Items, gcfg.Seed = *users, *items, *seed
+			if err := gcfg.Validate(); err != nil {
+				return usageError{err}
+			}
 			res, err := benchProcess(ctx, kf, cfg, gcfg, *events, *cpuProfile, log)
 			if err != nil {
 				return err
