@@ -75,7 +75,7 @@ type RoleConfig struct {
 	// 1 % sample, a few window records), while every batch is a Kafka
 	// transaction whose fixed cost (~a few round trips and a changelog
 	// write) outweighed its records at 1 s: from 1 s and 256 KiB to 5 s
-	// and 1 MiB the role's CPU fell by 25–32 % at 20k–50k events/s
+	// and 1 MiB the role's CPU fell by 28–36 % at 20k–50k events/s
 	// (BENCHMARKS.md "Drift role"). Reports leave up to two waits later.
 	FetchBytes int32
 	FetchWait  time.Duration
