@@ -341,7 +341,9 @@ func (r *Runtime) bounds(ctx context.Context, topic string, partition int32, sta
 		}
 		select {
 		case <-ctx.Done():
-			return 0, 0, err
+			// Stopped while waiting: a stop, not a failure (a runtime
+			// stopped during its restore returns nil).
+			return 0, 0, fmt.Errorf("%w (waiting for %s partition %d: %v)", ctx.Err(), topic, partition, err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -506,3 +506,21 @@ func TestProcessorFailure(t *testing.T) {
 		})
 	}
 }
+
+// TestBoundsStoppedWhileWaiting: a runtime stopped while it waits for a new
+// topic's partitions to be listed reports the stop (context.Canceled),
+// which its callers treat as a clean stop, not the missing partition (a
+// failure): a service stopped during a restore on a real broker, where a
+// new changelog takes seconds to be listed, returned an error.
+func TestBoundsStoppedWhileWaiting(t *testing.T) {
+	e := newEnv(t, 1)
+	rt := &Runtime{}
+	rt.adm = kadmClient(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	go func() { time.Sleep(150 * time.Millisecond); cancel() }()
+	_, _, err := rt.bounds(ctx, e.source+"-never-created", 0, false)
+	if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("bounds after the stop: %v, want context.Canceled", err)
+	}
+}
