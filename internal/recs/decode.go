@@ -132,9 +132,10 @@ type Decoder struct {
 // case). ts is Unix milliseconds or an RFC 3339 string.
 func (d *Decoder) Decode(b []byte) (List, error) {
 	d.Scanner = jsonscan.Scanner{Buf: b, Kind: ErrInvalid}
-	// The items of this list share one array; the previous list's items
-	// still point into the old one.
-	d.feats = make([]Feature, 0, 64)
+	// The items of this list share one array, made by the first features
+	// object (a list without features, or a reader that only wants the
+	// user id, costs none); the previous list's items keep the old one.
+	d.feats = nil
 	var l List
 	if d.Peek() != '{' {
 		if err := d.SkipValue(0, false); err != nil {
@@ -462,6 +463,9 @@ func (d *Decoder) position(dst *int) error {
 func (d *Decoder) features(it *Item) error {
 	if null, err := d.null(); null || err != nil {
 		return err
+	}
+	if d.feats == nil {
+		d.feats = make([]Feature, 0, 64)
 	}
 	start := len(d.feats)
 	sorted := true
