@@ -21,7 +21,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/eddyrec/eddy/drift"
 	"github.com/eddyrec/eddy/event"
 	"github.com/eddyrec/eddy/features"
 	"github.com/eddyrec/eddy/internal/synth"
@@ -183,8 +182,7 @@ func benchProcess(ctx context.Context, kf *kafkaFlags, cfg features.Config, gcfg
 	res.ProduceSec = time.Since(start).Seconds()
 
 	if cfg.DriftSample > 0 {
-		t := drift.RoleTopics{Events: kf.layout.Name(stream.TopicEvents), Input: cfg.DriftInput}
-		if _, err := drift.EnsureTopics(ctx, kf.client, t, quiet); err != nil {
+		if err := ensureDriftInput(ctx, kf, cfg.DriftInput, quiet); err != nil {
 			return res, err
 		}
 	}

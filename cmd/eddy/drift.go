@@ -262,6 +262,16 @@ func setDriftCopy(cfg *features.Config, kf *kafkaFlags, sample float64, group st
 	cfg.DriftHeaderKey, cfg.DriftHeaderValue = drift.SourceHeader, drift.SourceEvents.String()
 }
 
+// ensureDriftInput creates the drift input topic a copying role (process,
+// serve, gen, bench) writes to, with the events topic's partition count,
+// unless it exists. It must exist before anything is written to it (an
+// auto-created topic would get the broker's default partition count and be
+// lost on a kfake SIGKILL), whichever role starts first.
+func ensureDriftInput(ctx context.Context, kf *kafkaFlags, input string, log *slog.Logger) error {
+	_, err := drift.EnsureTopics(ctx, kf.client, drift.RoleTopics{Events: kf.layout.Name(stream.TopicEvents), Input: input}, log)
+	return err
+}
+
 // setScorerDriftCopy makes the scorer copy the served lists of the drift
 // role's sampled users into the input topic of the drift role with base
 // group group, marked as the drift role's own recs forwarder marks them.

@@ -93,11 +93,11 @@ func (g *genFlags) newRecs(ctx context.Context, kf *kafkaFlags, log *slog.Logger
 	case !(g.recsDriftSample > 0 && g.recsDriftSample <= 1):
 		return nil, usageError{fmt.Errorf("--recs-drift-sample %v: want 0–1", g.recsDriftSample)}
 	}
-	t := driftTopics(kf, g.recsDriftGroup)
-	if _, err := drift.EnsureTopics(ctx, kf.client, drift.RoleTopics{Events: t.Events, Input: t.Input}, log); err != nil {
+	input := driftTopics(kf, g.recsDriftGroup).Input
+	if err := ensureDriftInput(ctx, kf, input, log); err != nil {
 		return nil, err
 	}
-	r.copyTopic, r.sample = t.Input, task.NewKeySample(g.recsDriftSample)
+	r.copyTopic, r.sample = input, task.NewKeySample(g.recsDriftSample)
 	r.copyHdr = []kgo.RecordHeader{{Key: drift.SourceHeader, Value: []byte(drift.SourceRecs.String())}}
 	return r, nil
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/eddyrec/eddy/drift"
 	"github.com/eddyrec/eddy/features"
 	"github.com/eddyrec/eddy/internal/httpserver"
 	"github.com/eddyrec/eddy/stream"
@@ -195,10 +194,7 @@ func startProcessRole(ctx context.Context, kf *kafkaFlags, cfg features.Config, 
 	dir := filepath.Join(kf.dataDir, "state")
 	topics := processTopics(kf)
 	if cfg.DriftSample > 0 {
-		// The drift input must exist with the events topic's partition
-		// count before the user stage writes to it (an auto-created topic
-		// would get the broker's default and be lost on a kfake SIGKILL).
-		if _, err := drift.EnsureTopics(ctx, kf.client, drift.RoleTopics{Events: topics.Events, Input: cfg.DriftInput}, log); err != nil {
+		if err := ensureDriftInput(ctx, kf, cfg.DriftInput, log); err != nil {
 			return nil, err
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/eddyrec/eddy/drift"
 	"github.com/eddyrec/eddy/internal/httpserver"
 	"github.com/eddyrec/eddy/scorer"
 	"github.com/eddyrec/eddy/stream"
@@ -113,9 +112,7 @@ func startScorer(ctx context.Context, kf *kafkaFlags, cfg scorer.Config, srv *ht
 func startScorerWith(ctx context.Context, kf *kafkaFlags, cfg scorer.Config, st *scorer.State, srv *httpserver.Server, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
 	log = log.With("role", "scorer")
 	if cfg.DriftSample > 0 {
-		// As the process role's copy: the input must exist with the
-		// events topic's partitions before anything is written to it.
-		if _, err := drift.EnsureTopics(ctx, kf.client, drift.RoleTopics{Events: kf.layout.Name(stream.TopicEvents), Input: cfg.DriftInput}, log); err != nil {
+		if err := ensureDriftInput(ctx, kf, cfg.DriftInput, log); err != nil {
 			return nil, err
 		}
 	}
