@@ -55,11 +55,9 @@ type recsLog struct {
 	m     *metrics
 	wg    sync.WaitGroup
 
-	// The drift copy (Config.DriftSample): sampled users' lists also go
-	// to driftTopic (empty: no copy).
-	driftTopic  string
-	driftSample task.KeySample
-	driftHdr    []kgo.RecordHeader
+	// drift copies the sampled users' lists to the drift role's input
+	// (Config.DriftSample; nil: no copy).
+	drift *task.Copier
 
 	mu     sync.RWMutex
 	closed bool
@@ -70,8 +68,7 @@ type recsLog struct {
 func (s *Scorer) PublishServedLists(p Producer, topic string) {
 	l := &recsLog{topic: topic, p: p, q: make(chan *Response, s.cfg.RecsBuffer), m: s.metrics}
 	if c := s.cfg; c.DriftSample > 0 {
-		l.driftTopic, l.driftSample = c.DriftInput, task.NewKeySample(c.DriftSample)
-		l.driftHdr = []kgo.RecordHeader{{Key: c.DriftHeaderKey, Value: []byte(c.DriftHeaderValue)}}
+		l.drift = task.NewCopier(c.DriftInput, c.DriftSample, kgo.RecordHeader{Key: c.DriftHeaderKey, Value: []byte(c.DriftHeaderValue)})
 	}
 	l.wg.Add(1)
 	go l.run()
@@ -135,11 +132,13 @@ func (l *recsLog) run() {
 		copy(key, r.UserID)
 		rec := &kgo.Record{Topic: l.topic, Key: key, Value: value[:len(buf):len(buf)], Headers: recsHeaders}
 		l.p.Produce(context.Background(), rec, promise)
-		if l.driftTopic != "" && l.driftSample.Keeps(key) {
-			// The same bytes (producers only read them), keyed alike, so
-			// that the copy lands in the input partition of the user's
-			// events; the header tells the drift role it is a list.
-			l.p.Produce(context.Background(), &kgo.Record{Topic: l.driftTopic, Key: key, Value: rec.Value, Headers: l.driftHdr}, copied)
+		if l.drift != nil {
+			// The same bytes, keyed alike, so that the copy lands in the
+			// input partition of the user's events; the header tells the
+			// drift role it is a list.
+			if c := l.drift.Copy(key, rec.Value, time.Time{}); c != nil {
+				l.p.Produce(context.Background(), c, copied)
+			}
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -31,12 +32,10 @@ type listSink interface {
 // drift sample it also makes the copies that eddy serve --drift-sample
 // would (same bytes, the drift input topic, the source header).
 type genRecs struct {
-	topic     string
-	copyTopic string // "" : no copies
-	sample    task.KeySample
-	copyHdr   []kgo.RecordHeader
-	requests  map[string]int // requests seen per user: user_log_activity
-	pending   []*kgo.Record
+	topic    string
+	drift    *task.Copier   // nil: no copies
+	requests map[string]int // requests seen per user: user_log_activity
+	pending  []*kgo.Record
 }
 
 var recsRecordHeaders = []kgo.RecordHeader{{Key: event.SchemaHeader, Value: []byte(drift.ServedListSchemaHeaderValue)}}
@@ -67,8 +66,10 @@ func (r *genRecs) served(g *synth.Generator, first *event.Event, items []int32) 
 	}
 	key := []byte(first.UserID)
 	r.pending = append(r.pending, &kgo.Record{Topic: r.topic, Key: key, Value: v, Headers: recsRecordHeaders})
-	if r.copyTopic != "" && r.sample.Keeps(key) {
-		r.pending = append(r.pending, &kgo.Record{Topic: r.copyTopic, Key: key, Value: v, Headers: r.copyHdr})
+	if r.drift != nil {
+		if c := r.drift.Copy(key, v, time.Time{}); c != nil {
+			r.pending = append(r.pending, c)
+		}
 	}
 }
 
@@ -97,7 +98,6 @@ func (g *genFlags) newRecs(ctx context.Context, kf *kafkaFlags, log *slog.Logger
 	if err := ensureDriftInput(ctx, kf, input, log); err != nil {
 		return nil, err
 	}
-	r.copyTopic, r.sample = input, task.NewKeySample(g.recsDriftSample)
-	r.copyHdr = []kgo.RecordHeader{{Key: drift.SourceHeader, Value: []byte(drift.SourceRecs.String())}}
+	r.drift = task.NewCopier(input, g.recsDriftSample, kgo.RecordHeader{Key: drift.SourceHeader, Value: []byte(drift.SourceRecs.String())})
 	return r, nil
 }

@@ -40,18 +40,13 @@ type ForwardConfig struct {
 // the batch's Kafka transaction, so each source record appears once in the
 // output (read_committed).
 type Forwarder struct {
-	cfg    ForwardConfig
-	sample KeySample
-	hdr    []kgo.RecordHeader
+	cfg  ForwardConfig
+	copy *Copier
 }
 
 // NewForwarder returns a Forwarder for cfg.
 func NewForwarder(cfg ForwardConfig) *Forwarder {
-	f := &Forwarder{cfg: cfg, sample: NewKeySample(cfg.Sample)}
-	if cfg.Header.Key != "" {
-		f.hdr = []kgo.RecordHeader{cfg.Header}
-	}
-	return f
+	return &Forwarder{cfg: cfg, copy: NewCopier(cfg.To, cfg.Sample, cfg.Header)}
 }
 
 // Process implements Processor.
@@ -69,11 +64,12 @@ func (f *Forwarder) Process(_ context.Context, recs []*kgo.Record, b *Batch) err
 				continue
 			}
 		}
-		if !f.Sampled(key) || (f.cfg.Keep != nil && !f.cfg.Keep(r.Value)) {
+		c := f.copy.Copy(key, r.Value, r.Timestamp)
+		if c == nil || (f.cfg.Keep != nil && !f.cfg.Keep(r.Value)) {
 			continue
 		}
 		kept++
-		b.EmitRecord(&kgo.Record{Topic: f.cfg.To, Key: key, Value: r.Value, Timestamp: r.Timestamp, Headers: f.hdr})
+		b.EmitRecord(c)
 	}
 	if f.cfg.Observe != nil {
 		f.cfg.Observe(len(recs), kept, invalid)
@@ -82,4 +78,4 @@ func (f *Forwarder) Process(_ context.Context, recs []*kgo.Record, b *Batch) err
 }
 
 // Sampled reports whether the records of key are forwarded (Sample).
-func (f *Forwarder) Sampled(key []byte) bool { return f.sample.Keeps(key) }
+func (f *Forwarder) Sampled(key []byte) bool { return f.copy.sample.Keeps(key) }

@@ -1,5 +1,11 @@
 package task
 
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
 // KeySample is a share of keys chosen by hash: a key is in the sample when
 // its SampleHash is below share·2³². Everything in Eddy that samples users
 // for the drift role uses it with the user id as key — the drift role's
@@ -39,4 +45,37 @@ func fnv1a[K ~string | ~[]byte](key K) uint32 {
 		h *= 16777619
 	}
 	return h
+}
+
+// Copier makes the copies of keyed records for another topic when their
+// key is in a sample, each with one header saying where it came from: how
+// the drift role's input is fed, by its forwarders, the process role's
+// user stage (both through a Forwarder) and the scorer. A copy keeps its
+// record's key, so the producer's key partitioner puts every copy of one
+// key in one partition of the target, whoever produced it.
+type Copier struct {
+	to     string
+	sample KeySample
+	hdr    []kgo.RecordHeader
+}
+
+// NewCopier copies the records of share of keys to topic to, with header
+// as their only header (none when its Key is empty).
+func NewCopier(to string, share float64, header kgo.RecordHeader) *Copier {
+	c := &Copier{to: to, sample: NewKeySample(share)}
+	if header.Key != "" {
+		c.hdr = []kgo.RecordHeader{header}
+	}
+	return c
+}
+
+// Copy returns the copy of the record (key, value, ts) for the target
+// topic, or nil when key is not in the sample. The copy shares key and
+// value (producers only read them); a zero ts leaves the time to the
+// producer.
+func (c *Copier) Copy(key, value []byte, ts time.Time) *kgo.Record {
+	if !c.sample.Keeps(key) {
+		return nil
+	}
+	return &kgo.Record{Topic: c.to, Key: key, Value: value, Timestamp: ts, Headers: c.hdr}
 }

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"math"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func TestKeySample(t *testing.T) {
@@ -31,5 +34,29 @@ func TestKeySample(t *testing.T) {
 	// The FNV-1a reference value (offset basis and prime of FNV-1a 32).
 	if h := SampleHash([]byte("a")); h != 0xe40c292c {
 		t.Errorf("SampleHash(a) = %#x, want 0xe40c292c", h)
+	}
+}
+
+func TestCopier(t *testing.T) {
+	ts := time.UnixMilli(1735689600123)
+	c := NewCopier("to", 1, kgo.RecordHeader{Key: "src", Value: []byte("a")})
+	key, val := []byte("u1"), []byte("v")
+	r := c.Copy(key, val, ts)
+	if r == nil || r.Topic != "to" || &r.Key[0] != &key[0] || &r.Value[0] != &val[0] || !r.Timestamp.Equal(ts) ||
+		len(r.Headers) != 1 || r.Headers[0].Key != "src" || string(r.Headers[0].Value) != "a" {
+		t.Fatalf("copy %+v", r)
+	}
+	if r := NewCopier("to", 1, kgo.RecordHeader{}).Copy(key, val, time.Time{}); r == nil || r.Headers != nil {
+		t.Fatalf("copy without a header: %+v", r)
+	}
+	if r := NewCopier("to", 0, kgo.RecordHeader{}).Copy(key, val, ts); r != nil {
+		t.Fatalf("share 0 copied %+v", r)
+	}
+	s, half := NewKeySample(0.5), NewCopier("to", 0.5, kgo.RecordHeader{})
+	for i := range 1000 {
+		k := []byte(fmt.Sprintf("user-%d", i))
+		if (half.Copy(k, val, ts) != nil) != s.Keeps(k) {
+			t.Fatalf("copier and sample disagree on %s", k)
+		}
 	}
 }
