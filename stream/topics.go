@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -160,10 +161,82 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec) ([]T
 		}
 		out = append(out, st)
 	}
+	if err := waitListed(ctx, adm, out); err != nil {
+		return out, err
+	}
 	if err := checkPolicies(ctx, adm, out); err != nil {
 		return out, err
 	}
 	return out, nil
+}
+
+// listWait bounds how long EnsureTopics waits for a created topic to be
+// listed with all its partitions led.
+const listWait = 30 * time.Second
+
+// waitListed waits until every topic EnsureTopics created is listed with
+// all its partitions and a leader for each. A real broker acknowledges a
+// CreateTopics before its metadata lists the topic (in KRaft, until the
+// broker has applied the controller's record): a runtime started right
+// after found its source "missing" and stopped. "Created" means usable
+// by the next request.
+func waitListed(ctx context.Context, adm *kadm.Client, st []TopicStatus) error {
+	var names []string
+	want := map[string]int32{}
+	for _, s := range st {
+		if s.Created {
+			names = append(names, s.Spec.Name)
+			want[s.Spec.Name] = s.Spec.Partitions
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	// kadm answers ListTopics from the client's metadata cache for up to
+	// MetadataMinAge (5 s), and the list before the create cached the
+	// topics as missing; asking for authorized operations bypasses it.
+	uncached := kadm.WithAuthorizedOps(ctx)
+	deadline := time.Now().Add(listWait)
+	for {
+		tds, err := adm.ListTopics(uncached, names...)
+		missing := ""
+		if err != nil {
+			missing = err.Error()
+		} else {
+			missing = unlisted(tds, names, want)
+		}
+		if missing == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("stream: created topics are not listed after %v: %s", listWait, missing)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream: waiting for created topics to be listed (%s): %w", missing, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// unlisted names the first topic of names that tds does not list whole, or
+// returns "".
+func unlisted(tds kadm.TopicDetails, names []string, want map[string]int32) string {
+	for _, n := range names {
+		td, ok := tds[n]
+		switch {
+		case !ok || td.Err != nil:
+			return n
+		case int32(len(td.Partitions)) != want[n]:
+			return fmt.Sprintf("%s (%d of %d partitions)", n, len(td.Partitions), want[n])
+		}
+		for _, p := range td.Partitions {
+			if p.Err != nil || p.Leader < 0 {
+				return fmt.Sprintf("%s partition %d (no leader)", n, p.Partition)
+			}
+		}
+	}
+	return ""
 }
 
 // checkPolicies notes existing topics whose cleanup.policy differs from the

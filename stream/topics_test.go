@@ -4,13 +4,19 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/eddyrec/eddy/stream"
 )
@@ -180,5 +186,62 @@ func TestStartEmbeddedBadAddr(t *testing.T) {
 		if _, err := stream.StartEmbedded(stream.EmbeddedConfig{Addr: addr, Logger: quiet}); err == nil {
 			t.Errorf("StartEmbedded(%q) succeeded", addr)
 		}
+	}
+}
+
+// TestEnsureTopicsWaitsUntilListed: a real broker acknowledges a created
+// topic before its metadata lists it. EnsureTopics returns only once the
+// topic is listed, so that a runtime started next finds its source. The
+// fake broker here answers the first three metadata requests after the
+// create as if the topic did not exist yet.
+func TestEnsureTopicsWaitsUntilListed(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	host, portStr, err := net.SplitHostPort(c.ListenAddrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(portStr)
+	const topic, lag = "late", 3
+	var created atomic.Bool
+	var lagged atomic.Int32
+	c.ControlKey(int16(kmsg.CreateTopics), func(kmsg.Request) (kmsg.Response, error, bool) {
+		created.Store(true)
+		return nil, nil, false
+	})
+	c.ControlKey(int16(kmsg.Metadata), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := r.(*kmsg.MetadataRequest)
+		if !created.Load() || lagged.Load() >= lag || len(req.Topics) == 0 || req.Topics[0].Topic == nil || *req.Topics[0].Topic != topic {
+			return nil, nil, false
+		}
+		lagged.Add(1)
+		resp := req.ResponseKind().(*kmsg.MetadataResponse)
+		resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: 0, Host: host, Port: int32(port)}}
+		rt := kmsg.NewMetadataResponseTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		rt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		resp.Topics = append(resp.Topics, rt)
+		return resp, nil, true
+	})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := stream.EnsureTopics(ctx, kadm.NewClient(cl), []stream.TopicSpec{{Name: topic, Partitions: 2, ReplicationFactor: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st[0].Created {
+		t.Fatalf("topic not created: %+v", st[0])
+	}
+	if n := lagged.Load(); n != lag {
+		t.Fatalf("EnsureTopics returned after %d of the %d metadata answers that did not list the topic", n, lag)
 	}
 }
