@@ -95,7 +95,8 @@ func newBenchProcessCommand() *ffcli.Command {
 		ShortUsage: "eddy bench process [--events 1000000] [--json] [flags]",
 		ShortHelp:  "features user + item stages end to end: events/s, batch latency, state and memory",
 		LongHelp: `Starts an embedded broker in a temporary directory (or uses --brokers with a
-fresh --topic-prefix), produces --events synthetic events to the events
+fresh --topic-prefix, which also prefixes the stages' default consumer groups
+and so their changelogs), produces --events synthetic events to the events
 topic, then runs the process role (user stage, item stage, both exactly
 once with Kafka transactions and Badger state) until the item stage has
 applied every event. Prints events/s through both stages, the p99 batch
@@ -127,6 +128,18 @@ windows as long as in production instead of hours of event time in seconds.`,
 			kf.dataDir = dir
 			if err := kf.validate(); err != nil {
 				return err
+			}
+			// A stage's changelog is <group>-<store>-changelog, whatever
+			// the topic prefix: runs on one broker with fresh prefixes but
+			// the default groups restored the previous run's state (and
+			// stopped on its offsets). The bench's groups take the prefix.
+			if p := kf.client.TopicPrefix; p != "" {
+				if cfg.UserGroup == features.DefaultUserGroup {
+					cfg.UserGroup = p + cfg.UserGroup
+				}
+				if cfg.ItemGroup == features.DefaultItemGroup {
+					cfg.ItemGroup = p + cfg.ItemGroup
+				}
 			}
 			if *driftSample != 0 {
 				setDriftCopy(&cfg, kf, *driftSample, "eddy-drift")
