@@ -70,6 +70,9 @@ type Batch struct {
 	// to Badger, and a Badger snapshot taken before that write started.
 	dirty, flushing *writeSet
 	snap            reader
+
+	// source reads the source partition (ReadSource); nil outside a task.
+	source func(ctx context.Context, from, to int64, fn func(*kgo.Record) error) (int64, error)
 }
 
 type span struct{ off, n int }

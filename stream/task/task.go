@@ -105,6 +105,7 @@ func newTask(rt *Runtime, partition int32) *task {
 		dirty:     ptr(newWriteSet()),
 		flushing:  ptr(newWriteSet()),
 	}
+	t.batch.source = t.readSource
 	t.committed.Store(-1)
 	t.hwm.Store(-1)
 	t.restoring.Store(true)
