@@ -44,9 +44,13 @@ type RoleConfig struct {
 	// <group>-monitor.
 	Group  string
 	Topics RoleTopics
-	// SnapshotBytes is how much input log a partition task keeps before it
-	// snapshots its windows (default 4 MiB; see PartitionProcessor).
+	// SnapshotBytes is how much input a partition task reads before it
+	// snapshots its windows (default 4 MiB), and SnapshotEvery the longest
+	// time between snapshots while input arrives (default 1h): a restart
+	// re-reads the input after the last snapshot, whose records the role
+	// keeps for a day (EnsureTopics). See PartitionProcessor.
 	SnapshotBytes int
+	SnapshotEvery time.Duration
 	// AlignSpan and AlignMaxRecords bound how long (event time) and how
 	// many records one source waits for the other in a partition before
 	// it is released out of order (default 15m, 50,000): a stopped
@@ -117,7 +121,7 @@ type RoleConfig struct {
 func DefaultRoleConfig(cfg Config) RoleConfig {
 	return RoleConfig{
 		Drift: cfg, Runtime: task.DefaultConfig(), Group: "eddy-drift",
-		SnapshotBytes: 4 << 20, IdleWindows: 3, IdleTimeout: 5 * time.Minute,
+		SnapshotBytes: 4 << 20, SnapshotEvery: time.Hour, IdleWindows: 3, IdleTimeout: 5 * time.Minute,
 		AlignSpan: 15 * time.Minute, AlignMaxRecords: 50_000, MaxLag: 10_000,
 		FetchBytes: 1 << 20, FetchWait: 5 * time.Second,
 		ForwardEvents: true, ForwardRecs: true,
@@ -134,6 +138,8 @@ func (c *RoleConfig) Validate() error {
 		return errors.New("drift: role: every topic must be named")
 	case c.SnapshotBytes < 1<<10:
 		return fmt.Errorf("drift: role: snapshot bytes %d: want ≥ 1 KiB", c.SnapshotBytes)
+	case c.SnapshotEvery < time.Second || c.SnapshotEvery > 12*time.Hour:
+		return fmt.Errorf("drift: role: snapshot every %v: want 1s–12h (the input keeps records for a day)", c.SnapshotEvery)
 	case c.IdleWindows < 0 || c.IdleTimeout < 0:
 		return fmt.Errorf("drift: role: idle windows %d / timeout %v: want ≥ 0", c.IdleWindows, c.IdleTimeout)
 	case c.FetchBytes < 1 || c.FetchWait < time.Millisecond || c.FetchWait > 30*time.Second:

@@ -2,7 +2,9 @@ package drift
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -10,9 +12,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eddyrec/eddy/event"
@@ -283,12 +287,20 @@ func TestRoleRestartSameReports(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runtime test: several seconds on kfake")
 	}
-	for _, onDisk := range []bool{false, true} {
-		t.Run(fmt.Sprintf("state_on_disk=%v", onDisk), func(t *testing.T) { testRoleRestartSameReports(t, onDisk) })
+	// The stop comes after a batch's snapshot with 64 KiB snapshots (the
+	// first half arrives in one or two batches); with 64 MiB there is
+	// none, and the restart re-reads the whole first half of the input.
+	for _, tc := range []struct {
+		onDisk    bool
+		snapBytes int
+	}{{false, 64 << 10}, {true, 64 << 10}, {false, 64 << 20}, {true, 64 << 20}} {
+		t.Run(fmt.Sprintf("state_on_disk=%v/snapshot_bytes=%d", tc.onDisk, tc.snapBytes), func(t *testing.T) {
+			testRoleRestartSameReports(t, tc.onDisk, tc.snapBytes)
+		})
 	}
 }
 
-func testRoleRestartSameReports(t *testing.T, onDisk bool) {
+func testRoleRestartSameReports(t *testing.T, onDisk bool, snapBytes int) {
 	cfg := roleTestConfig(t)
 	evs := roleTestStream(t, 33_000)
 	want := offlineReports(t, cfg, evs, 2)
@@ -296,8 +308,8 @@ func testRoleRestartSameReports(t *testing.T, onDisk bool) {
 	dir := t.TempDir()
 	rc := roleConfigFor(t, k, dir, cfg)
 	rc.StateOnDisk = onDisk
-	rc.SnapshotBytes = 64 << 10 // exercise snapshots and the log both
-	rc.AlignSpan = 0            // no served lists to wait for
+	rc.SnapshotBytes = snapBytes
+	rc.AlignSpan = 0 // no served lists to wait for
 	half := 16_000
 	produceEvents(t, k, evs[:half])
 	wantHalf := offlineReports(t, cfg, evs[:half], 2)
@@ -523,4 +535,143 @@ func TestRoleStartFailureReleasesStores(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("second run: %v", err)
 	}
+}
+
+func TestRoleConfigValidate(t *testing.T) {
+	valid := func() RoleConfig {
+		rc := DefaultRoleConfig(DefaultConfig())
+		rc.Topics = RoleTopics{Events: "e", Recs: "r", Input: "i", Windows: "w", Reports: "d", Control: "c"}
+		return rc
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*RoleConfig)
+		ok   bool
+	}{
+		{"defaults", func(*RoleConfig) {}, true},
+		{"no group", func(c *RoleConfig) { c.Group = "" }, false},
+		{"unnamed topic", func(c *RoleConfig) { c.Topics.Windows = "" }, false},
+		{"snapshot bytes below 1 KiB", func(c *RoleConfig) { c.SnapshotBytes = 1000 }, false},
+		{"snapshot every second", func(c *RoleConfig) { c.SnapshotEvery = time.Second }, true},
+		{"snapshot every zero", func(c *RoleConfig) { c.SnapshotEvery = 0 }, false},
+		{"snapshot every day (the input's retention)", func(c *RoleConfig) { c.SnapshotEvery = 24 * time.Hour }, false},
+		{"fetch wait 1ms", func(c *RoleConfig) { c.FetchWait = time.Millisecond }, true},
+		{"fetch wait 31s", func(c *RoleConfig) { c.FetchWait = 31 * time.Second }, false},
+		{"no fetch bytes", func(c *RoleConfig) { c.FetchBytes = 0 }, false},
+	} {
+		rc := valid()
+		tc.edit(&rc)
+		if err := rc.Validate(); (err == nil) != tc.ok {
+			t.Errorf("%s: Validate() = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+// legacyLogWriter is a PartitionProcessor that keeps its state as earlier
+// versions did before their first snapshot: every applied record appended
+// to a log in the state (entries of source u8, length u32, bytes; and the
+// entries' range), and no replay offset. It emits what the processor emits.
+type legacyLogWriter struct {
+	inner *PartitionProcessor
+	n     uint64 // log entries written
+	done  *atomic.Int64
+}
+
+func (l *legacyLogWriter) Process(ctx context.Context, recs []*kgo.Record, b *task.Batch) error {
+	if err := l.inner.Process(ctx, recs, b); err != nil {
+		return err
+	}
+	if l.inner.lastSnap != 0 {
+		return errors.New("legacyLogWriter: the processor snapshotted; raise SnapshotBytes")
+	}
+	var chunk []byte
+	for _, r := range recs {
+		chunk = append(chunk, byte(recordSource(r)))
+		chunk = binary.LittleEndian.AppendUint32(chunk, uint32(len(r.Value)))
+		chunk = append(chunk, r.Value...)
+	}
+	if err := b.Put(logKey(l.n), chunk); err != nil {
+		return err
+	}
+	l.n++
+	var v [16]byte
+	binary.LittleEndian.PutUint64(v[8:], l.n)
+	if err := b.Put([]byte(keyLogRange), v[:]); err != nil {
+		return err
+	}
+	l.done.Add(int64(len(recs)))
+	return b.Delete([]byte(keyReplay))
+}
+
+// TestRoleUpgradeFromRecordLog: a partition state in the record-log layout
+// of earlier versions is replayed from its log once, then kept as snapshot
+// and input offset; the reports are those of the whole stream.
+func TestRoleUpgradeFromRecordLog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runtime test: several seconds on kfake")
+	}
+	cfg := roleTestConfig(t)
+	evs := roleTestStream(t, 33_000)
+	want := offlineReports(t, cfg, evs, 2)
+	k := testkafka.Start(t, 2)
+	rc := roleConfigFor(t, k, t.TempDir(), cfg)
+	rc.ForwardEvents, rc.ForwardRecs, rc.AlignSpan = false, false, 0
+	rc.SnapshotBytes = 64 << 20
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if _, err := EnsureTopics(ctx, rc.Runtime.Client, rc.Topics, nil); err != nil {
+		t.Fatal(err)
+	}
+	toInput := func(evs []event.Event) {
+		t.Helper()
+		cl := k.NewClient(t)
+		hdr := []kgo.RecordHeader{{Key: SourceHeader, Value: []byte(SourceEvents.String())}}
+		recs := make([]*kgo.Record, 0, len(evs))
+		for i := range evs {
+			recs = append(recs, &kgo.Record{Topic: rc.Topics.Input, Key: []byte(evs[i].UserID), Value: evs[i].AppendJSON(nil), Headers: hdr})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	half := 16_000
+	toInput(evs[:half])
+
+	// The earlier version's windows stage over the first half.
+	s, err := NewSchema(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counters, err := newRoleCounters(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done atomic.Int64
+	c := rc.Runtime
+	c.Group, c.Store, c.Topic, c.InMemory = rc.Group+"-windows", "state", rc.Topics.Input, true
+	c.FetchMaxWait = rc.FetchWait
+	rt, err := task.New(c, func(p int32) (task.Processor, error) {
+		return &legacyLogWriter{inner: newPartitionProcessor(s, p, 2, &rc, counters, slog.New(slog.DiscardHandler)), done: &done}, nil
+	}, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- rt.Run(rctx) }()
+	for done.Load() < int64(half) {
+		select {
+		case err := <-ran:
+			t.Fatalf("legacy windows stage stopped: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	stop()
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+
+	toInput(evs[half:])
+	runRoleUntil(t, k, rc, len(want))
+	compareReports(t, readReports(t, k, rc.Topics.Reports), want)
 }

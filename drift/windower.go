@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -27,15 +28,22 @@ const SourceHeader = "eddy-drift-source"
 // State: re-encoding a whole Partition (open windows, per-user aggregates,
 // the served lists held for the outcome join — megabytes) after every
 // batch would write megabytes of changelog per batch. Instead the state is
-// a snapshot plus a log: each batch appends the records it applied to the
-// log (their bytes, about what it read), and a snapshot of the Partition
-// (and of the records waiting in the aligner) replaces snapshot and log
-// once the log is as large as the last snapshot and at least
-// SnapshotBytes. A restarted task restores the snapshot and re-applies the
-// log; Partition is deterministic, so it reaches the state it had, and the
-// windows the replay closes were already emitted by the batches that
-// closed them. Both are written through task.Batch, so they commit
-// atomically with the source offset and the emitted windows.
+// a snapshot of the Partition (and of the records waiting in the aligner)
+// and the input offset it was taken at; the input records after that
+// offset are the rest of the state, and the input topic already holds
+// them. A restarted task restores the snapshot and re-reads the input from
+// that offset to its first batch (task.Batch.ReadSource); Partition is
+// deterministic, so it reaches the state it had, and the windows the
+// replay closes were already emitted by the batches that closed them. A
+// batch writes nothing for its records: a new snapshot replaces the old
+// one once the input read since is as large as the last snapshot and at
+// least SnapshotBytes, or SnapshotEvery after the last (the input keeps
+// its records for a day). Snapshots are written through task.Batch, so
+// they commit atomically with the source offset and the emitted windows.
+//
+// Earlier versions appended every applied record's bytes to a log in the
+// state instead (~1.5 µs per record of the role's ~5.5); a state in that
+// layout is replayed from its log once and replaced by a snapshot.
 type PartitionProcessor struct {
 	schema     *Schema
 	partition  int32
@@ -53,58 +61,58 @@ type PartitionProcessor struct {
 	// models holds the model versions served, one entry per change in
 	// list-time order (bounded): a window record names the version
 	// served last before the window's end.
-	models   []modelChange
-	logFrom  uint64 // log entries [logFrom, logTo) follow the snapshot
-	logTo    uint64
-	logSize  int
-	lastSnap int // size of the latest snapshot
-	chunk    []byte
-	closed   []*Window
+	models []modelChange
+	// replayFrom is the input offset the snapshot was taken at: the state
+	// is the snapshot and the input records from there on.
+	replayFrom int64
+	snapAt     time.Time // when the snapshot was taken
+	snapEvery  time.Duration
+	sinceSnap  int // input bytes applied since the snapshot
+	lastSnap   int // size of the latest snapshot
+	// legacyFrom and legacyTo are the entries of an earlier version's
+	// record log found at load, deleted by the next snapshot (legacy).
+	legacy               bool
+	legacyFrom, legacyTo uint64
+	closed               []*Window
 }
 
 const (
 	keySnapshot = "snap"
+	// keyReplay holds replayFrom (u64) and the snapshot's time (i64 Unix
+	// ms).
+	keyReplay = "replay"
+	// The record log of earlier versions: the range of its entries (two
+	// u64) and the entries, each records as (source u8, length u32,
+	// bytes).
 	keyLogRange = "log/range"
 	logPrefix   = "log/"
-	logChunkMax = 256 << 10
 )
 
 // newPartitionProcessor returns the processor of one input partition.
 func newPartitionProcessor(s *Schema, partition, partitions int32, rc *RoleConfig, c *roleCounters, log *slog.Logger) *PartitionProcessor {
 	return &PartitionProcessor{
 		schema: s, partition: partition, partitions: partitions, out: rc.Topics.Windows,
-		snapBytes: rc.SnapshotBytes, alignSpan: rc.AlignSpan.Milliseconds(), alignMax: rc.AlignMaxRecords,
+		snapBytes: rc.SnapshotBytes, snapEvery: rc.SnapshotEvery, alignSpan: rc.AlignSpan.Milliseconds(), alignMax: rc.AlignMaxRecords,
 		counters: c, log: log.With("partition", partition),
 	}
 }
 
 // Process implements task.Processor.
-func (p *PartitionProcessor) Process(_ context.Context, recs []*kgo.Record, b *task.Batch) error {
+func (p *PartitionProcessor) Process(ctx context.Context, recs []*kgo.Record, b *task.Batch) error {
 	if !p.loaded {
-		if err := p.load(b); err != nil {
+		if err := p.load(ctx, b, recs[0].Offset); err != nil {
 			return err
 		}
 		p.loaded = true
 	}
 	sent := p.part.ClosedThrough()
-	p.chunk = p.chunk[:0]
 	for _, r := range recs {
 		src := recordSource(r)
 		if !p.observe(src, r.Value) {
 			p.counters.invalid.WithLabelValues(src.String()).Inc()
 			continue
 		}
-		p.chunk = append(p.chunk, byte(src))
-		p.chunk = binary.LittleEndian.AppendUint32(p.chunk, uint32(len(r.Value)))
-		p.chunk = append(p.chunk, r.Value...)
-		if len(p.chunk) >= logChunkMax {
-			if err := p.appendLog(b); err != nil {
-				return err
-			}
-		}
-	}
-	if err := p.appendLog(b); err != nil {
-		return err
+		p.sinceSnap += len(r.Value)
 	}
 	p.closed = p.part.TakeClosed(p.closed[:0])
 	for i, w := range p.closed {
@@ -130,11 +138,13 @@ func (p *PartitionProcessor) Process(_ context.Context, recs []*kgo.Record, b *t
 			return err
 		}
 	}
-	// Snapshot once the log is as big as a snapshot (and at least
-	// SnapshotBytes): changelog writes stay within twice the input, and a
-	// restart replays at most that much.
-	if p.logSize >= max(p.snapBytes, p.lastSnap) {
-		return p.snapshot(b)
+	// Snapshot once the input read since is as big as a snapshot (and at
+	// least SnapshotBytes): snapshot writes stay within the input's size,
+	// and a restart re-reads at most that much. SnapshotEvery keeps a slow
+	// partition's replay within the input's retention.
+	if p.legacy || p.sinceSnap >= max(p.snapBytes, p.lastSnap) ||
+		p.sinceSnap > 0 && time.Since(p.snapAt) >= p.snapEvery {
+		return p.snapshot(b, recs[len(recs)-1].Offset+1)
 	}
 	return nil
 }
@@ -231,33 +241,22 @@ func logKey(seq uint64) []byte {
 	return strconv.AppendUint([]byte(logPrefix), seq, 10)
 }
 
-// appendLog writes the pending chunk as the next log entry.
-func (p *PartitionProcessor) appendLog(b *task.Batch) error {
-	if len(p.chunk) == 0 {
-		return nil
-	}
-	if err := b.Put(logKey(p.logTo), p.chunk); err != nil {
-		return fmt.Errorf("drift: partition %d: append log: %w", p.partition, err)
-	}
-	p.logTo++
-	p.logSize += len(p.chunk)
-	p.chunk = p.chunk[:0]
-	return p.putRange(b)
-}
-
-func (p *PartitionProcessor) putRange(b *task.Batch) error {
+// putReplay stores replayFrom and the snapshot's time.
+func (p *PartitionProcessor) putReplay(b *task.Batch) error {
 	var v [16]byte
-	binary.LittleEndian.PutUint64(v[:8], p.logFrom)
-	binary.LittleEndian.PutUint64(v[8:], p.logTo)
-	if err := b.Put([]byte(keyLogRange), v[:]); err != nil {
-		return fmt.Errorf("drift: partition %d: log range: %w", p.partition, err)
+	binary.LittleEndian.PutUint64(v[:8], uint64(p.replayFrom))
+	binary.LittleEndian.PutUint64(v[8:], uint64(p.snapAt.UnixMilli()))
+	if err := b.Put([]byte(keyReplay), v[:]); err != nil {
+		return fmt.Errorf("drift: partition %d: replay offset: %w", p.partition, err)
 	}
 	return nil
 }
 
 // Snapshot layout: model changes u8 × (ms i64, len u16, version)
 // | partition state len u32, bytes | aligner state (align.go).
-func (p *PartitionProcessor) snapshot(b *task.Batch) error {
+//
+// snapshot stores the state as of input offset next.
+func (p *PartitionProcessor) snapshot(b *task.Batch, next int64) error {
 	ps, err := p.part.MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("drift: partition %d: snapshot: %w", p.partition, err)
@@ -275,36 +274,58 @@ func (p *PartitionProcessor) snapshot(b *task.Batch) error {
 	if err := putBlob(b, keySnapshot, e.b); err != nil {
 		return err
 	}
-	for s := p.logFrom; s < p.logTo; s++ {
-		if err := b.Delete(logKey(s)); err != nil {
-			return fmt.Errorf("drift: partition %d: trim log: %w", p.partition, err)
+	if p.legacy {
+		for s := p.legacyFrom; s < p.legacyTo; s++ {
+			if err := b.Delete(logKey(s)); err != nil {
+				return fmt.Errorf("drift: partition %d: delete the record log: %w", p.partition, err)
+			}
 		}
+		if err := b.Delete([]byte(keyLogRange)); err != nil {
+			return fmt.Errorf("drift: partition %d: delete the record log: %w", p.partition, err)
+		}
+		p.legacy = false
 	}
-	p.logFrom, p.logSize, p.lastSnap = p.logTo, 0, len(e.b)
+	p.replayFrom, p.snapAt, p.sinceSnap, p.lastSnap = next, time.Now(), 0, len(e.b)
 	p.counters.snapshots.Inc()
 	p.counters.snapshotBytes.Observe(float64(len(e.b)))
-	return p.putRange(b)
+	return p.putReplay(b)
 }
 
-// load restores the snapshot and replays the log.
-func (p *PartitionProcessor) load(b *task.Batch) error {
+// load restores the snapshot and re-applies the input from the offset it
+// was taken at to first, the offset of the batch being processed.
+func (p *PartitionProcessor) load(ctx context.Context, b *task.Batch, first int64) error {
 	p.part = NewPartition(p.schema)
 	p.align = newAligner(p.alignSpan, p.alignMax)
 	snap, found, err := getBlob(b, keySnapshot)
 	if err != nil {
 		return err
 	}
-	rv, rok, err := b.Get([]byte(keyLogRange))
+	rv, replay, err := b.Get([]byte(keyReplay))
+	if err != nil {
+		return fmt.Errorf("drift: partition %d: load replay offset: %w", p.partition, err)
+	}
+	if replay {
+		if len(rv) != 16 {
+			return fmt.Errorf("drift: partition %d: replay offset of %d bytes", p.partition, len(rv))
+		}
+		p.replayFrom = int64(binary.LittleEndian.Uint64(rv[:8]))
+		p.snapAt = time.UnixMilli(int64(binary.LittleEndian.Uint64(rv[8:])))
+		if p.replayFrom < 0 || p.replayFrom > first {
+			return fmt.Errorf("drift: partition %d: replay from offset %d, after the batch's first offset %d", p.partition, p.replayFrom, first)
+		}
+	}
+	lv, legacy, err := b.Get([]byte(keyLogRange))
 	if err != nil {
 		return fmt.Errorf("drift: partition %d: load log range: %w", p.partition, err)
 	}
-	if rok {
-		if len(rv) != 16 {
-			return fmt.Errorf("drift: partition %d: log range of %d bytes", p.partition, len(rv))
+	if legacy {
+		if len(lv) != 16 {
+			return fmt.Errorf("drift: partition %d: log range of %d bytes", p.partition, len(lv))
 		}
-		p.logFrom, p.logTo = binary.LittleEndian.Uint64(rv[:8]), binary.LittleEndian.Uint64(rv[8:])
-		if p.logFrom > p.logTo {
-			return fmt.Errorf("drift: partition %d: log range %d..%d", p.partition, p.logFrom, p.logTo)
+		p.legacy = true
+		p.legacyFrom, p.legacyTo = binary.LittleEndian.Uint64(lv[:8]), binary.LittleEndian.Uint64(lv[8:])
+		if p.legacyFrom > p.legacyTo {
+			return fmt.Errorf("drift: partition %d: log range %d..%d", p.partition, p.legacyFrom, p.legacyTo)
 		}
 	}
 	if found {
@@ -326,7 +347,7 @@ func (p *PartitionProcessor) load(b *task.Batch) error {
 			// A new signal configuration: earlier windows cannot be
 			// compared with the new ones. Start over, and say so.
 			p.log.Warn("drift state was made under another signal configuration: starting the partition's windows afresh")
-			return p.reset(b)
+			return p.reset(b, first)
 		case err != nil:
 			return fmt.Errorf("drift: partition %d: %w", p.partition, err)
 		}
@@ -342,22 +363,67 @@ func (p *PartitionProcessor) load(b *task.Batch) error {
 		}
 	}
 	replayed := 0
-	for s := p.logFrom; s < p.logTo; s++ {
+	switch {
+	case legacy:
+		n, err := p.replayRecordLog(b)
+		if err != nil {
+			return err
+		}
+		replayed = n
+	case replay:
+		start, err := b.ReadSource(ctx, p.replayFrom, first, func(r *kgo.Record) error {
+			// Invalid records were skipped (and counted) when first read.
+			if p.observe(recordSource(r), r.Value) {
+				p.sinceSnap += len(r.Value)
+			}
+			replayed++
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("drift: partition %d: replay the input from offset %d: %w", p.partition, p.replayFrom, err)
+		}
+		if start > p.replayFrom {
+			p.counters.invalid.WithLabelValues("replay").Add(float64(start - p.replayFrom))
+			p.log.Warn("input records after the partition's snapshot were deleted by retention before it was restored: its open windows miss them",
+				"snapshot_offset", p.replayFrom, "input_start", start)
+		}
+	default:
+		// A partition's first batch: the state is empty before it.
+		p.replayFrom, p.snapAt = first, time.Now()
+		if err := p.putReplay(b); err != nil {
+			return err
+		}
+	}
+	// Windows closed during the replay were emitted by the batches that
+	// first closed them.
+	p.closed = p.part.TakeClosed(p.closed[:0])
+	clear(p.closed)
+	if found || replayed > 0 {
+		p.log.Info("drift partition state restored", "snapshot", found, "replayed_records", replayed, "record_log", legacy,
+			"closed_through", closedLabel(p.part.ClosedThrough()), "held_lists", p.part.HeldLists(), "aligning", p.align.len(0)+p.align.len(1))
+	}
+	return nil
+}
+
+// replayRecordLog re-applies an earlier version's record log and returns
+// how many records it held; the next snapshot deletes it.
+func (p *PartitionProcessor) replayRecordLog(b *task.Batch) (int, error) {
+	replayed := 0
+	for s := p.legacyFrom; s < p.legacyTo; s++ {
 		v, ok, err := b.Get(logKey(s))
 		if err != nil {
-			return fmt.Errorf("drift: partition %d: load log %d: %w", p.partition, s, err)
+			return replayed, fmt.Errorf("drift: partition %d: load log %d: %w", p.partition, s, err)
 		}
 		if !ok {
-			return fmt.Errorf("drift: partition %d: log entry %d of %d..%d missing", p.partition, s, p.logFrom, p.logTo)
+			return replayed, fmt.Errorf("drift: partition %d: log entry %d of %d..%d missing", p.partition, s, p.legacyFrom, p.legacyTo)
 		}
-		p.logSize += len(v)
 		for len(v) > 0 {
 			if len(v) < 5 {
-				return fmt.Errorf("drift: partition %d: log entry %d truncated", p.partition, s)
+				return replayed, fmt.Errorf("drift: partition %d: log entry %d truncated", p.partition, s)
 			}
 			n := int(binary.LittleEndian.Uint32(v[1:5]))
 			if n > len(v)-5 {
-				return fmt.Errorf("drift: partition %d: log entry %d truncated", p.partition, s)
+				return replayed, fmt.Errorf("drift: partition %d: log entry %d truncated", p.partition, s)
 			}
 			// Only valid records were logged; one failing now means
 			// the decoder changed, which replays cannot fix.
@@ -368,28 +434,15 @@ func (p *PartitionProcessor) load(b *task.Batch) error {
 			replayed++
 		}
 	}
-	// Windows closed during the replay were emitted by the batches that
-	// first closed them.
-	p.closed = p.part.TakeClosed(p.closed[:0])
-	clear(p.closed)
-	if found || replayed > 0 {
-		p.log.Info("drift partition state restored", "snapshot", found, "replayed_records", replayed,
-			"closed_through", closedLabel(p.part.ClosedThrough()), "held_lists", p.part.HeldLists(), "aligning", p.align.len(0)+p.align.len(1))
-	}
-	return nil
+	return replayed, nil
 }
 
-// reset drops the stored snapshot and log.
-func (p *PartitionProcessor) reset(b *task.Batch) error {
+// reset drops the stored state: the partition starts empty at input
+// offset first.
+func (p *PartitionProcessor) reset(b *task.Batch, first int64) error {
 	p.part, p.models = NewPartition(p.schema), nil
 	p.align = newAligner(p.alignSpan, p.alignMax)
-	for s := p.logFrom; s < p.logTo; s++ {
-		if err := b.Delete(logKey(s)); err != nil {
-			return err
-		}
-	}
-	p.logFrom, p.logTo, p.logSize = 0, 0, 0
-	return p.snapshot(b)
+	return p.snapshot(b, first)
 }
 
 func closedLabel(v int64) string {
