@@ -3,6 +3,7 @@ package drift
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/eddyrec/eddy/event"
 	"github.com/eddyrec/eddy/internal/recs"
@@ -35,13 +36,20 @@ type aligner struct {
 	Forced int64
 	// recs decodes served lists, sharing feature names across them.
 	recs recs.Decoder
+	// Events are decoded into Events released by the Partition (free),
+	// reusing their context maps, against recTime (decodeOpts).
+	free       []*event.Event
+	recTime    time.Time
+	decodeOpts event.DecodeOptions
 }
 
 type alignedRec struct {
 	ts  int64
 	raw []byte
-	ev  *event.Event
-	sl  *ServedList
+	// owned is false while raw aliases the caller's buffer (push).
+	owned bool
+	ev    *event.Event
+	sl    *ServedList
 }
 
 func srcIndex(s Source) int {
@@ -52,22 +60,29 @@ func srcIndex(s Source) int {
 }
 
 func newAligner(maxSpanMs int64, maxRecords int) *aligner {
-	return &aligner{maxSpan: maxSpanMs, maxRecords: maxRecords}
+	a := &aligner{maxSpan: maxSpanMs, maxRecords: maxRecords}
+	a.decodeOpts.Now = func() time.Time { return a.recTime }
+	return a
 }
 
 func (a *aligner) len(i int) int { return len(a.q[i]) - a.head[i] }
 
-// push decodes and buffers one record; false when it is invalid. raw is
-// copied.
-func (a *aligner) push(src Source, raw []byte) bool {
-	r := alignedRec{raw: append([]byte(nil), raw...)}
+// push decodes and buffers one record; false when it is invalid. now is
+// the clock of the events' future-skew rule: the record's timestamp, as
+// the process role judges it, so that a replay judges alike; zero skips the
+// rule, for records validated when first pushed. raw is not copied: the
+// caller calls own before raw's buffer changes.
+func (a *aligner) push(src Source, raw []byte, now time.Time) bool {
+	r := alignedRec{raw: raw}
 	switch src {
 	case SourceEvents:
-		e, err := event.Decode(raw, event.DecodeOptions{})
-		if err != nil {
+		e := a.newEvent()
+		a.recTime = now
+		if err := event.DecodeInto(e, raw, a.decodeOpts); err != nil {
+			a.free = append(a.free, e)
 			return false
 		}
-		r.ev, r.ts = &e, e.Time.UnixMilli()
+		r.ev, r.ts = e, e.Time.UnixMilli()
 	case SourceRecs:
 		l, err := decodeServedList(&a.recs, raw)
 		if err != nil {
@@ -84,6 +99,38 @@ func (a *aligner) push(src Source, raw []byte) bool {
 	}
 	a.seen[i] = true
 	return true
+}
+
+// own copies the raw bytes of the records still buffered that alias a
+// caller's buffer: only the newest of each source can (every push is
+// followed by own), and most records are released before, so most are
+// never copied.
+func (a *aligner) own() {
+	for i := range a.q {
+		if a.len(i) == 0 {
+			continue
+		}
+		if r := &a.q[i][len(a.q[i])-1]; !r.owned {
+			r.raw, r.owned = append([]byte(nil), r.raw...), true
+		}
+	}
+}
+
+func (a *aligner) newEvent() *event.Event {
+	if n := len(a.free); n > 0 {
+		e := a.free[n-1]
+		a.free = a.free[:n-1]
+		return e
+	}
+	return new(event.Event)
+}
+
+// release takes back an Event that was released by next and observed:
+// the Partition keeps none of its memory (strings are its own).
+func (a *aligner) release(e *event.Event) {
+	if len(a.free) < 64 {
+		a.free = append(a.free, e)
+	}
 }
 
 // next returns the next record to release, or false when the buffered
@@ -175,9 +222,10 @@ func (a *aligner) decode(d *decoder) error {
 			if d.err != nil {
 				return d.err
 			}
-			if !a.push(src, raw) {
+			if !a.push(src, raw, time.Time{}) {
 				return fmt.Errorf("aligner: buffered record does not decode")
 			}
+			a.own()
 		}
 		a.seen[i], a.newest[i] = seen == 1, newest
 	}

@@ -40,14 +40,16 @@ func TestAlignScript(t *testing.T) {
 			case "events":
 				e := event.Event{EventID: id, UserID: "u", ItemID: "i", Type: event.Click, Time: ts}
 				raw = e.AppendJSON(nil)
-				if !a.push(SourceEvents, raw) {
+				if !a.push(SourceEvents, raw, time.Time{}) {
 					return "invalid"
 				}
+				a.own()
 			case "recs":
 				raw = []byte(fmt.Sprintf(`{"request_id":%q,"user_id":"u","model_version":"m","fallback":false,"ts":%d,"items":[]}`, id, ts.UnixMilli()))
-				if !a.push(SourceRecs, raw) {
+				if !a.push(SourceRecs, raw, time.Time{}) {
 					return "invalid"
 				}
+				a.own()
 			default:
 				t.Fatalf("%s: src events or recs", c.pos)
 			}
@@ -90,7 +92,7 @@ func released(a *aligner) string {
 func FuzzAlignerDecode(f *testing.F) {
 	a := newAligner(60_000, 10)
 	e := event.Event{EventID: "e", UserID: "u", ItemID: "i", Type: event.Click, Time: scriptBase}
-	a.push(SourceEvents, e.AppendJSON(nil))
+	a.push(SourceEvents, e.AppendJSON(nil), time.Time{})
 	var enc encoder
 	a.encode(&enc)
 	f.Add(enc.b)
@@ -129,4 +131,66 @@ func FuzzMonitorStageDecode(f *testing.F) {
 		m.fresh()
 		_ = m.decode(data) // must not panic
 	})
+}
+
+// TestAlignerOwnsWhatItKeeps: a record still buffered after the push is
+// copied (own) before the caller's buffer changes, and one released at once
+// never needs to be; Events released by the Partition are reused without
+// changing what was taken from them.
+func TestAlignerOwnsWhatItKeeps(t *testing.T) {
+	a := newAligner(60_000, 10)
+	buf := (&event.Event{EventID: "e1", UserID: "u", ItemID: "i", Type: event.Click, Time: scriptBase,
+		Context: map[string]string{"device": "tv"}}).AppendJSON(nil)
+	if !a.push(SourceEvents, buf, time.Time{}) {
+		t.Fatal("valid event refused")
+	}
+	a.own()
+	for i := range buf {
+		buf[i] = 'x' // the caller's buffer is reused
+	}
+	var e encoder
+	a.encode(&e)
+	b := newAligner(60_000, 10)
+	if err := b.decode(&decoder{b: e.b}); err != nil {
+		t.Fatalf("the buffered record was not owned: %v", err)
+	}
+	// Served lists arrive: the event is released, observed, given back.
+	list := []byte(fmt.Sprintf(`{"request_id":"r","user_id":"u","model_version":"m","fallback":false,"ts":%d,"items":[]}`, scriptBase.Add(time.Minute).UnixMilli()))
+	if !a.push(SourceRecs, list, time.Time{}) {
+		t.Fatal("valid list refused")
+	}
+	r, ok := a.next()
+	if !ok || r.ev == nil {
+		t.Fatalf("event not released: %+v", r)
+	}
+	device := r.ev.Context["device"]
+	a.release(r.ev)
+	next := (&event.Event{EventID: "e2", UserID: "u", ItemID: "j", Type: event.Click, Time: scriptBase.Add(2 * time.Minute),
+		Context: map[string]string{"device": "phone"}}).AppendJSON(nil)
+	if !a.push(SourceEvents, next, time.Time{}) {
+		t.Fatal("valid event refused")
+	}
+	if device != "tv" || len(a.free) != 0 {
+		t.Errorf("value taken from a released event changed to %q, or the event was not reused (%d free)", device, len(a.free))
+	}
+}
+
+// TestAlignerFutureSkewByRecordTime: an event is judged against its
+// record's time, as the process role judges it, not against the clock of
+// whenever it is read; zero (records validated before) skips the rule.
+func TestAlignerFutureSkewByRecordTime(t *testing.T) {
+	ahead := (&event.Event{EventID: "e", UserID: "u", ItemID: "i", Type: event.Click, Time: scriptBase.Add(event.MaxFutureSkew + time.Hour)}).AppendJSON(nil)
+	for _, tc := range []struct {
+		now  time.Time
+		want bool
+	}{
+		{scriptBase, false},
+		{scriptBase.Add(2 * time.Hour), true},
+		{time.Time{}, true},
+	} {
+		a := newAligner(60_000, 10)
+		if got := a.push(SourceEvents, ahead, tc.now); got != tc.want {
+			t.Errorf("record time %v: push = %v, want %v", tc.now, got, tc.want)
+		}
+	}
 }

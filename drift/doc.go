@@ -64,8 +64,13 @@
 // BenchmarkObserve50Signals. Judging a window of 50 signals against its
 // reference takes a few milliseconds, once per window.
 //
-// In the role (Role) a sampled record costs about 6–8 µs of CPU end to end
-// (fetch, decode, observe, the window-state log, the transaction). How the
+// In the role (Role) a sampled event costs about 2.6–3.9 µs of CPU end to
+// end (fetch, decode, observe, the transaction; a served list more, for its
+// decode). A partition's state is a snapshot plus the input read since,
+// which a restart re-reads (PartitionProcessor), so a batch writes no copy
+// of its records; events are decoded into reused Events (event.DecodeInto).
+// Before, a record-log copy of every record and a new Event and context map
+// per event made it 5.2–6.3 µs (BENCHMARKS.md "Drift role"). How the
 // sampled users' records reach the role matters more at a 1% sample: the
 // role's own events forwarder reads every event a second time (~1.2 µs per
 // event, ~20% of processing CPU), and its recs forwarder every served list

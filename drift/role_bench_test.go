@@ -55,7 +55,7 @@ func BenchmarkRolePerRecord(b *testing.B) {
 					// Times repeat across loops: windows closed once stay
 					// closed and repeated records count as late, which
 					// costs what an observation costs up to the route.
-					p.observe(r.src, r.val)
+					p.observe(r.src, r.val, time.Time{})
 					closed = p.part.TakeClosed(closed[:0])
 				}
 				if i++; i == len(raws) {

@@ -108,7 +108,7 @@ func (p *PartitionProcessor) Process(ctx context.Context, recs []*kgo.Record, b 
 	sent := p.part.ClosedThrough()
 	for _, r := range recs {
 		src := recordSource(r)
-		if !p.observe(src, r.Value) {
+		if !p.observe(src, r.Value, r.Timestamp) {
 			p.counters.invalid.WithLabelValues(src.String()).Inc()
 			continue
 		}
@@ -201,10 +201,13 @@ func (p *PartitionProcessor) emit(b *task.Batch, window []byte, model string, th
 
 // observe takes one input record through the aligner into the
 // Partition; false when it is not valid.
-func (p *PartitionProcessor) observe(src Source, v []byte) bool {
-	if !p.align.push(src, v) {
+//
+// now is the clock of the events' future-skew rule (see aligner.push).
+func (p *PartitionProcessor) observe(src Source, v []byte, now time.Time) bool {
+	if !p.align.push(src, v, now) {
 		return false
 	}
+	defer p.align.own()
 	forced := p.align.Forced
 	for {
 		r, ok := p.align.next()
@@ -213,6 +216,7 @@ func (p *PartitionProcessor) observe(src Source, v []byte) bool {
 		}
 		if r.ev != nil {
 			p.part.ObserveEvent(r.ev)
+			p.align.release(r.ev)
 			continue
 		}
 		p.noteModel(r.sl.ModelVersion, r.sl.Time.UnixMilli())
@@ -373,7 +377,7 @@ func (p *PartitionProcessor) load(ctx context.Context, b *task.Batch, first int6
 	case replay:
 		start, err := b.ReadSource(ctx, p.replayFrom, first, func(r *kgo.Record) error {
 			// Invalid records were skipped (and counted) when first read.
-			if p.observe(recordSource(r), r.Value) {
+			if p.observe(recordSource(r), r.Value, r.Timestamp) {
 				p.sinceSnap += len(r.Value)
 			}
 			replayed++
@@ -427,7 +431,7 @@ func (p *PartitionProcessor) replayRecordLog(b *task.Batch) (int, error) {
 			}
 			// Only valid records were logged; one failing now means
 			// the decoder changed, which replays cannot fix.
-			if !p.observe(Source(v[0]), v[5:5+n]) {
+			if !p.observe(Source(v[0]), v[5:5+n], time.Time{}) {
 				p.counters.invalid.WithLabelValues("replay").Inc()
 			}
 			v = v[5+n:]

@@ -56,6 +56,36 @@ func Decode(data []byte, opts DecodeOptions) (Event, error) {
 	return e, nil
 }
 
+// DecodeInto is Decode into *e, for a caller that decodes many events one
+// at a time and is done with each before the next: e is overwritten, and
+// its Context map, if it has one, is cleared and reused, which saves the
+// map's allocation (about a fifth of a decode with a few context keys).
+// With a reused map, an event without context leaves e.Context empty
+// rather than nil. Strings are new: values taken from e may be kept. On
+// error *e is the zero Event with its map kept.
+func DecodeInto(e *Event, data []byte, opts DecodeOptions) error {
+	m := e.Context
+	clear(m)
+	*e = Event{}
+	d := opts.decoder(data)
+	d.reuse = m
+	err := ErrEmpty
+	if !d.AtEnd() {
+		err = d.object(e)
+		if err == nil && !d.AtEnd() {
+			err = d.Errorf("data after the event object")
+		}
+	}
+	if err != nil {
+		*e = Event{}
+		clear(m)
+	}
+	if e.Context == nil {
+		e.Context = m
+	}
+	return err
+}
+
 // UnmarshalJSON implements json.Unmarshaler with Decode's rules, lenient
 // and against the wall clock.
 func (e *Event) UnmarshalJSON(data []byte) error {
@@ -291,6 +321,8 @@ type decoder struct {
 	jsonscan.Scanner
 	strict bool
 	now    time.Time
+	// reuse, if not nil, is an empty map for the context (DecodeInto).
+	reuse map[string]string
 }
 
 // object decodes and validates the object at the cursor into e, which must
@@ -573,7 +605,9 @@ func (d *decoder) context(c byte) (map[string]string, error) {
 			return nil, ferr
 		}
 		if m == nil {
-			m = make(map[string]string, 4)
+			if m = d.reuse; m == nil {
+				m = make(map[string]string, 4)
+			}
 		}
 		m[k] = v
 		switch d.Peek() {

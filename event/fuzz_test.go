@@ -182,3 +182,36 @@ func FuzzParseRFC3339(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeInto: DecodeInto into an Event that holds an earlier event
+// (with a context map to reuse) decodes as Decode does — same error, same
+// event — except that an event without context has an empty map, not nil.
+func FuzzDecodeInto(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		prev, err := Decode([]byte(obj("type", `"watch"`, "value", `1`, "context", `{"a":"b","zz":"y"}`)), fuzzOpts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, strict := range []bool{false, true} {
+			opts := fuzzOpts
+			opts.Strict = strict
+			want, werr := Decode(data, opts)
+			got := prev
+			gerr := DecodeInto(&got, data, opts)
+			if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() {
+				t.Fatalf("Decode: %v; DecodeInto: %v", werr, gerr)
+			}
+			if len(got.Context) == 0 && len(want.Context) == 0 {
+				got.Context, want.Context = nil, nil
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("DecodeInto\n got %+v\nwant %+v", got, want)
+			}
+			prev = got
+			if prev.Context == nil {
+				prev.Context = map[string]string{"left": "over"}
+			}
+		}
+	})
+}

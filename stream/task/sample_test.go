@@ -60,3 +60,21 @@ func TestCopier(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkKeySample is the per-record cost of the sample rule in every
+// copier (the process role's user stage hashes every event's key).
+func BenchmarkKeySample(b *testing.B) {
+	s := NewKeySample(0.01)
+	for _, key := range []string{"u12345", "3f2b8c1e-9d4a-4f6b-8a2e-5c7d9e0f1a2b"} {
+		b.Run(fmt.Sprintf("key_bytes=%d", len(key)), func(b *testing.B) {
+			k := []byte(key)
+			kept := 0
+			for b.Loop() {
+				if s.Keeps(k) {
+					kept++
+				}
+			}
+			_ = kept
+		})
+	}
+}
