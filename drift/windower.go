@@ -304,33 +304,22 @@ func (p *PartitionProcessor) load(ctx context.Context, b *task.Batch, first int6
 	if err != nil {
 		return err
 	}
-	rv, replay, err := b.Get([]byte(keyReplay))
+	from, ms, replay, err := p.getPair(b, keyReplay)
 	if err != nil {
-		return fmt.Errorf("drift: partition %d: load replay offset: %w", p.partition, err)
+		return err
 	}
 	if replay {
-		if len(rv) != 16 {
-			return fmt.Errorf("drift: partition %d: replay offset of %d bytes", p.partition, len(rv))
-		}
-		p.replayFrom = int64(binary.LittleEndian.Uint64(rv[:8]))
-		p.snapAt = time.UnixMilli(int64(binary.LittleEndian.Uint64(rv[8:])))
+		p.replayFrom, p.snapAt = int64(from), time.UnixMilli(int64(ms))
 		if p.replayFrom < 0 || p.replayFrom > first {
 			return fmt.Errorf("drift: partition %d: replay from offset %d, after the batch's first offset %d", p.partition, p.replayFrom, first)
 		}
 	}
-	lv, legacy, err := b.Get([]byte(keyLogRange))
+	p.legacyFrom, p.legacyTo, p.legacy, err = p.getPair(b, keyLogRange)
 	if err != nil {
-		return fmt.Errorf("drift: partition %d: load log range: %w", p.partition, err)
+		return err
 	}
-	if legacy {
-		if len(lv) != 16 {
-			return fmt.Errorf("drift: partition %d: log range of %d bytes", p.partition, len(lv))
-		}
-		p.legacy = true
-		p.legacyFrom, p.legacyTo = binary.LittleEndian.Uint64(lv[:8]), binary.LittleEndian.Uint64(lv[8:])
-		if p.legacyFrom > p.legacyTo {
-			return fmt.Errorf("drift: partition %d: log range %d..%d", p.partition, p.legacyFrom, p.legacyTo)
-		}
+	if p.legacy && p.legacyFrom > p.legacyTo {
+		return fmt.Errorf("drift: partition %d: log range %d..%d", p.partition, p.legacyFrom, p.legacyTo)
 	}
 	if found {
 		p.lastSnap = len(snap)
@@ -368,7 +357,7 @@ func (p *PartitionProcessor) load(ctx context.Context, b *task.Batch, first int6
 	}
 	replayed := 0
 	switch {
-	case legacy:
+	case p.legacy:
 		n, err := p.replayRecordLog(b)
 		if err != nil {
 			return err
@@ -403,10 +392,24 @@ func (p *PartitionProcessor) load(ctx context.Context, b *task.Batch, first int6
 	p.closed = p.part.TakeClosed(p.closed[:0])
 	clear(p.closed)
 	if found || replayed > 0 {
-		p.log.Info("drift partition state restored", "snapshot", found, "replayed_records", replayed, "record_log", legacy,
+		p.log.Info("drift partition state restored", "snapshot", found, "replayed_records", replayed, "record_log", p.legacy,
 			"closed_through", closedLabel(p.part.ClosedThrough()), "held_lists", p.part.HeldLists(), "aligning", p.align.len(0)+p.align.len(1))
 	}
 	return nil
+}
+
+// getPair reads a state value of two little-endian u64s.
+func (p *PartitionProcessor) getPair(b *task.Batch, key string) (lo, hi uint64, found bool, err error) {
+	v, found, err := b.Get([]byte(key))
+	switch {
+	case err != nil:
+		return 0, 0, false, fmt.Errorf("drift: partition %d: load %s: %w", p.partition, key, err)
+	case found && len(v) != 16:
+		return 0, 0, false, fmt.Errorf("drift: partition %d: %s of %d bytes, want 16", p.partition, key, len(v))
+	case !found:
+		return 0, 0, false, nil
+	}
+	return binary.LittleEndian.Uint64(v[:8]), binary.LittleEndian.Uint64(v[8:]), true, nil
 }
 
 // replayRecordLog re-applies an earlier version's record log and returns
