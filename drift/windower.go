@@ -107,12 +107,12 @@ func (p *PartitionProcessor) Process(ctx context.Context, recs []*kgo.Record, b 
 	}
 	sent := p.part.ClosedThrough()
 	for _, r := range recs {
+		// Invalid records count too: a restart re-reads them.
+		p.sinceSnap += len(r.Value)
 		src := recordSource(r)
 		if !p.observe(src, r.Value, r.Timestamp) {
 			p.counters.invalid.WithLabelValues(src.String()).Inc()
-			continue
 		}
-		p.sinceSnap += len(r.Value)
 	}
 	p.closed = p.part.TakeClosed(p.closed[:0])
 	for i, w := range p.closed {
@@ -366,9 +366,8 @@ func (p *PartitionProcessor) load(ctx context.Context, b *task.Batch, first int6
 	case replay:
 		start, err := b.ReadSource(ctx, p.replayFrom, first, func(r *kgo.Record) error {
 			// Invalid records were skipped (and counted) when first read.
-			if p.observe(recordSource(r), r.Value, r.Timestamp) {
-				p.sinceSnap += len(r.Value)
-			}
+			p.observe(recordSource(r), r.Value, r.Timestamp)
+			p.sinceSnap += len(r.Value)
 			replayed++
 			return nil
 		})
