@@ -177,17 +177,14 @@ func (d *decoder) jsonBatch(max int) ([]Event, []Rejection, error) {
 		if events, rejected, err = d.element(n, events, rejected); err != nil {
 			return nil, nil, err
 		}
-		switch d.Peek() {
-		case ',':
-			d.Pos++
-		case ']':
-			d.Pos++
-			if !d.AtEnd() {
-				return nil, nil, d.Errorf("data after the array")
-			}
+		more, err := d.Next(']')
+		switch {
+		case err != nil:
+			return nil, nil, err
+		case !more && !d.AtEnd():
+			return nil, nil, d.Errorf("data after the array")
+		case !more:
 			return events, rejected, nil
-		default:
-			return nil, nil, d.Unexpected("',' or ']'")
 		}
 	}
 }
@@ -382,14 +379,12 @@ func (d *decoder) object(e *Event) error {
 				set |= f
 			}
 		}
-		switch d.Peek() {
-		case ',':
-			d.Pos++
-		case '}':
-			d.Pos++
+		more, err := d.Next('}')
+		if err != nil {
+			return err
+		}
+		if !more {
 			return d.finish(e, set)
-		default:
-			return d.Unexpected("',' or '}'")
 		}
 	}
 }
@@ -610,14 +605,12 @@ func (d *decoder) context(c byte) (map[string]string, error) {
 			}
 		}
 		m[k] = v
-		switch d.Peek() {
-		case ',':
-			d.Pos++
-		case '}':
-			d.Pos++
+		more, err := d.Next('}')
+		if err != nil {
+			return nil, err
+		}
+		if !more {
 			return m, nil
-		default:
-			return nil, d.Unexpected("',' or '}'")
 		}
 	}
 }

@@ -90,6 +90,24 @@ func (s *Scanner) Peek() byte {
 	return 0
 }
 
+// Next reads what follows a member of an object or array ending in end
+// ('}' or ']'): a ',' (more is true: another member follows) or end (more
+// is false: the container is closed).
+// It is small enough to be inlined in the decoders' loops; the error is
+// built out of line.
+func (s *Scanner) Next(end byte) (more bool, err error) {
+	c := s.Peek()
+	if c == ',' || c == end {
+		s.Pos++
+		return c == ',', nil
+	}
+	return false, s.notNext(end)
+}
+
+func (s *Scanner) notNext(end byte) error {
+	return s.Unexpected("',' or '" + string(end) + "'")
+}
+
 // Unexpected reports the byte at the cursor (or the end of input) where the
 // grammar wanted what.
 func (s *Scanner) Unexpected(what string) error {
@@ -328,14 +346,8 @@ func (s *Scanner) SkipValue(depth int, checkUTF8 bool) error {
 			if err := s.SkipValue(depth+1, checkUTF8); err != nil {
 				return err
 			}
-			switch s.Peek() {
-			case ',':
-				s.Pos++
-			case end:
-				s.Pos++
-				return nil
-			default:
-				return s.Unexpected("',' or '" + string(end) + "'")
+			if more, err := s.Next(end); !more {
+				return err
 			}
 		}
 	case c == '-' || IsDigit(c):

@@ -208,14 +208,8 @@ func (d *Decoder) members(path string, fn func(key []byte) error) error {
 		if err := fn(key); err != nil {
 			return err
 		}
-		switch d.Peek() {
-		case ',':
-			d.Pos++
-		case '}':
-			d.Pos++
-			return nil
-		default:
-			return d.Unexpected("',' or '}'")
+		if more, err := d.Next('}'); !more {
+			return err
 		}
 	}
 }
@@ -388,14 +382,8 @@ func (d *Decoder) items(l *List) error {
 		if err := d.item(&l.Items[len(l.Items)-1], len(l.Items)-1); err != nil {
 			return err
 		}
-		switch d.Peek() {
-		case ',':
-			d.Pos++
-		case ']':
-			d.Pos++
-			return nil
-		default:
-			return d.Unexpected("',' or ']'")
+		if more, err := d.Next(']'); !more {
+			return err
 		}
 	}
 }
