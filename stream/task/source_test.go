@@ -19,7 +19,6 @@ type sourceReplayer struct {
 
 	mu       sync.Mutex
 	seen     []string // values Process was given, in order
-	next     int64    // offset after the last record processed
 	replayed []string // values ReadSource gave
 	start    int64    // ReadSource's start offset
 	err      error
@@ -38,23 +37,27 @@ func (s *sourceReplayer) Process(ctx context.Context, recs []*kgo.Record, b *Bat
 	}
 	for _, r := range recs {
 		s.seen = append(s.seen, string(r.Value))
-		s.next = r.Offset + 1
 	}
 	return nil
 }
 
-func (s *sourceReplayer) waitNext(t *testing.T, next int64) {
+// waitSeen waits until Process has been given n records. (Not an offset:
+// on a real broker a transaction's marker can land after records produced
+// once the commit returned, so the end offset is no record's.)
+func (s *sourceReplayer) waitSeen(t *testing.T, n int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		s.mu.Lock()
-		n := s.next
+		seen := len(s.seen)
 		s.mu.Unlock()
-		if n >= next {
+		if seen >= n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("processed up to offset %d, want %d", n, next)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			t.Fatalf("processed %d records (%q), want %d", len(s.seen), s.seen, n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -111,18 +114,10 @@ func TestBatchReadSource(t *testing.T) {
 	txn(true, seq("t", 5)...)
 	plain(seq("b", 4)...)
 
-	end := func() int64 {
-		ends, err := kadm.NewClient(e.cl).ListEndOffsets(ctx, e.source)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o, _ := ends.Lookup(e.source, 0)
-		return o.Offset
-	}
 	cfg := e.config(t, t.TempDir())
 	first := &sourceReplayer{}
 	r := start(t, cfg, func(int32) (Processor, error) { return first, nil })
-	first.waitNext(t, end())
+	first.waitSeen(t, len(committed))
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
@@ -140,8 +135,8 @@ func TestBatchReadSource(t *testing.T) {
 		wantStart int64
 	}{
 		{name: "whole range", from: 0, wantStart: 0},
-		// Offsets: a0–a9 0–9, the aborted 10–12 and their marker 13,
-		// t0–t4 14–18 and their marker 19, b0–b3 20–23.
+		// Offsets: a0–a9 0–9, the aborted 10–12, then their marker, t0–t4
+		// and b0–b3 (a real broker may write t's marker after b0–b3).
 		{name: "from inside the aborted transaction", from: 12, wantStart: 12},
 		{name: "trimmed by retention", from: 0, deleteTo: 5, wantStart: 5},
 	} {
@@ -165,7 +160,7 @@ func TestBatchReadSource(t *testing.T) {
 			plain("new-" + tc.name)
 			p := &sourceReplayer{from: tc.from}
 			r := start(t, cfg, func(int32) (Processor, error) { return p, nil })
-			p.waitNext(t, end())
+			p.waitSeen(t, 1)
 			if err := r.stop(t); err != nil {
 				t.Fatal(err)
 			}
