@@ -117,6 +117,40 @@ func (t *task) wiped(why string) error {
 	return t.rt.store.dropPartition(t.partition)
 }
 
+// partitionReader returns a client that reads this task's partition of
+// topic from offset from: committed records only, with the transaction
+// markers, which show where a range that ends in a transaction ends (the
+// last offset before a last stable offset is a marker).
+func (t *task) partitionReader(topic string, from int64) (*kgo.Client, error) {
+	opts := append([]kgo.Opt(nil), t.rt.clientOpts...)
+	opts = append(opts,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {t.partition: kgo.NewOffset().At(from)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxWait(200*time.Millisecond),
+	)
+	return kgo.NewClient(opts...)
+}
+
+// pollPartition polls a partitionReader for up to 5 s. The error is ctx's,
+// or the first fetch error other than the poll's own time limit; no records
+// and no error is a quiet partition.
+func pollPartition(ctx context.Context, cl *kgo.Client) (kgo.Fetches, error) {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	fs := cl.PollFetches(pctx)
+	cancel()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var ferr error
+	fs.EachError(func(_ string, _ int32, err error) {
+		if ferr == nil && !errors.Is(err, context.DeadlineExceeded) {
+			ferr = err
+		}
+	})
+	return fs, ferr
+}
+
 // restoreChunk bounds the changelog records applied per Badger transaction
 // during a restore; each chunk also stores the restore position, so an
 // interrupted restore resumes where it stopped.
@@ -139,16 +173,7 @@ func (t *task) restore(meta *partitionMeta, found bool, end int64) error {
 	}
 	t.log.Info("partition "+kind+" from changelog", "changelog", rt.changelog, "from", from, "to", end, "records", total)
 
-	opts := append([]kgo.Opt(nil), rt.clientOpts...)
-	opts = append(opts,
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{rt.changelog: {t.partition: kgo.NewOffset().At(from)}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// Markers are how we see the end: the last offset before a
-		// last stable offset is a transaction marker.
-		kgo.KeepControlRecords(),
-		kgo.FetchMaxWait(200*time.Millisecond),
-	)
-	cl, err := kgo.NewClient(opts...)
+	cl, err := t.partitionReader(rt.changelog, from)
 	if err != nil {
 		return fmt.Errorf("task: partition %d: new restore consumer: %w", t.partition, err)
 	}
@@ -180,22 +205,13 @@ func (t *task) restore(meta *partitionMeta, found bool, end int64) error {
 		chunk = h.restoreChunk
 	}
 	for meta.ChangelogNext < end {
-		pctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
-		fs := cl.PollFetches(pctx)
-		cancel()
-		if err := t.ctx.Err(); err != nil {
+		fs, err := pollPartition(t.ctx, cl)
+		if err != nil {
 			w.discard()
-			return fmt.Errorf("task: partition %d: restore interrupted: %w", t.partition, err)
-		}
-		var ferr error
-		fs.EachError(func(_ string, _ int32, err error) {
-			if ferr == nil && !errors.Is(err, context.DeadlineExceeded) {
-				ferr = err
+			if t.ctx.Err() != nil {
+				return fmt.Errorf("task: partition %d: restore interrupted: %w", t.partition, err)
 			}
-		})
-		if ferr != nil {
-			w.discard()
-			return fmt.Errorf("task: partition %d: read changelog: %w", t.partition, ferr)
+			return fmt.Errorf("task: partition %d: read changelog: %w", t.partition, err)
 		}
 		if fs.NumRecords() == 0 {
 			// A changelog whose trailing markers were cleaned away would

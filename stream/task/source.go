@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -45,16 +44,7 @@ func (t *task) readSource(ctx context.Context, from, to int64, fn func(*kgo.Reco
 		return start, nil
 	}
 	from = max(from, start)
-	opts := append([]kgo.Opt(nil), rt.clientOpts...)
-	opts = append(opts,
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{rt.cfg.Topic: {t.partition: kgo.NewOffset().At(from)}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// The markers show where a range that ends in a transaction's
-		// last record ends.
-		kgo.KeepControlRecords(),
-		kgo.FetchMaxWait(200*time.Millisecond),
-	)
-	cl, err := kgo.NewClient(opts...)
+	cl, err := t.partitionReader(rt.cfg.Topic, from)
 	if err != nil {
 		return from, fmt.Errorf("task: partition %d: new source reader: %w", t.partition, err)
 	}
@@ -64,20 +54,9 @@ func (t *task) readSource(ctx context.Context, from, to int64, fn func(*kgo.Reco
 	// before it are aborted records, which read_committed skips).
 	next := from
 	for next < to {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		fs := cl.PollFetches(pctx)
-		cancel()
-		if err := ctx.Err(); err != nil {
+		fs, err := pollPartition(ctx, cl)
+		if err != nil {
 			return from, fmt.Errorf("task: partition %d: read source: %w", t.partition, err)
-		}
-		var ferr error
-		fs.EachError(func(_ string, _ int32, err error) {
-			if ferr == nil && !errors.Is(err, context.DeadlineExceeded) {
-				ferr = err
-			}
-		})
-		if ferr != nil {
-			return from, fmt.Errorf("task: partition %d: read source: %w", t.partition, ferr)
 		}
 		var rerr error
 		fs.EachRecord(func(r *kgo.Record) {
