@@ -56,11 +56,11 @@ type driftFlags struct {
 	fetchWait    time.Duration
 }
 
-// Values of --events-from: where the drift role gets the sampled users'
-// events.
+// Values of --events-from and --recs-from: where the drift role gets the
+// sampled users' events and served lists.
 const (
-	// driftEventsForward: its own forwarder reads the whole events topic.
-	driftEventsForward = "forward"
+	// driftForward (both): its own forwarder reads the whole source topic.
+	driftForward = "forward"
 	// driftEventsProcess: the process role's user stage copies them into
 	// the drift input topic (features.Config.DriftSample).
 	driftEventsProcess = "process"
@@ -82,10 +82,10 @@ func (f *driftFlags) register(fs *flag.FlagSet, prefix string) {
 	fs.DurationVar(&f.alignSpan, prefix+"align-span", 15*time.Minute, "event time one source (events, served lists) waits for the other in a partition: a stopped scorer delays event signals this long; 0 disables alignment")
 	fs.BoolVar(&f.wipeReset, prefix+"reset-on-wiped-broker", false, "drop local drift state when the broker's log was wiped (default: stop with an error)")
 	fs.BoolVar(&f.stateOnDisk, prefix+"state-on-disk", false, "keep the role's state in Badger under <data-dir>/state instead of in memory (rebuilt from its changelog topics at start; drift state is a few MB, and Badger's idle compactors would cost more CPU than the role's records)")
-	f.eventsFrom = driftEventsForward
+	f.eventsFrom = driftForward
 	fs.StringVar(&f.eventsFrom, prefix+"events-from", f.eventsFrom, "where the sampled users' events come from: forward (the role reads the whole events topic) or process (eddy process --drift-sample copies them into the input topic; same sample and group required)")
 	fs.DurationVar(&f.fetchWait, prefix+"fetch-wait", 5*time.Second, "how long each stage's fetch gathers input (up to 1 MiB) before it is processed as one Kafka transaction: longer is cheaper per record, reports come up to two waits later (1ms–30s)")
-	f.recsFrom = driftEventsForward
+	f.recsFrom = driftForward
 	fs.StringVar(&f.recsFrom, prefix+"recs-from", f.recsFrom, "where the sampled users' served lists come from: forward (the role reads the whole recs topic) or serve (every eddy serve runs with --drift-sample and copies them into the input topic; same sample and group required)")
 }
 
@@ -125,14 +125,14 @@ func (f *driftFlags) config(fs *flag.FlagSet) (driftSettings, error) {
 	rc := drift.DefaultRoleConfig(dcfg)
 	rc.Group, rc.IdleWindows, rc.AlignSpan = f.group, f.idleWindows, f.alignSpan
 	switch f.eventsFrom {
-	case driftEventsForward:
+	case driftForward:
 	case driftEventsProcess:
 		rc.ForwardEvents = false
 	default:
 		return driftSettings{}, usageError{fmt.Errorf("--%sevents-from %q: want forward or process", f.prefix, f.eventsFrom)}
 	}
 	switch f.recsFrom {
-	case driftEventsForward:
+	case driftForward:
 	case driftRecsServe:
 		rc.ForwardRecs = false
 	default:
