@@ -30,6 +30,9 @@ type upFlags struct {
 	fcfg   features.Config
 	proc   processFlags
 	drift  driftFlags
+	arch   archiveRoleFlags
+	// noArchive leaves the archive role out.
+	noArchive bool
 }
 
 func (f *upFlags) register(fs *flag.FlagSet) {
@@ -45,6 +48,8 @@ func (f *upFlags) register(fs *flag.FlagSet) {
 	f.fcfg.RegisterFlags(fs)
 	f.proc.register(fs, "process-")
 	f.drift.register(fs, "drift-")
+	f.arch.register(fs, "")
+	fs.BoolVar(&f.noArchive, "no-archive", false, "do not run the archive role")
 	// All in one process: the process role's user stage copies the drift
 	// sample's events and the scorer its served lists, so the drift role
 	// reads neither source topic again.
@@ -61,6 +66,8 @@ type upRoles struct {
 	learner  learnSettings
 	features features.Config
 	drift    driftSettings
+	// archive is nil when the archive role is left out.
+	archive *archiveRoleFlags
 }
 
 // roles validates the Kafka flags and resolves the roles' settings; fs is
@@ -103,6 +110,12 @@ func (f *upFlags) roles(fs *flag.FlagSet) (upRoles, error) {
 	}
 	if err := checkDriftCopy(r.features, r.scorer, r.drift.Role, driftTopics(f.kf, r.drift.Role.Group)); err != nil {
 		return r, err
+	}
+	if !f.noArchive {
+		if _, err := f.arch.config(f.kf); err != nil {
+			return r, err
+		}
+		r.archive = &f.arch
 	}
 	return r, nil
 }
@@ -148,6 +161,9 @@ func startUp(ctx context.Context, kf *kafkaFlags, r upRoles, httpAddr string, lo
 		func() (func(), error) { return startScorerWith(ctx, kf, r.scorer, u.scorer, u.srv, reg, log) },
 		func() (func(), error) { return startDrift(ctx, kf, r.drift, u.srv, reg, log) },
 	}
+	if r.archive != nil {
+		starts = append(starts, func() (func(), error) { return startArchive(ctx, kf, r.archive, u.srv, reg, log, nil) })
+	}
 	for _, start := range starts {
 		stop, err := start()
 		if err != nil {
@@ -192,7 +208,9 @@ ingest (POST /v1/events), the feature store (GET /v1/users/{id}/features,
 GET /v1/items/{id}/features; runtime flags prefixed process-), the learner's
 user and item stages and its online ranker (flags prefixed learner-, e.g.
 --learner-label-window), the scorer
-(GET /v1/recommendations) and the drift monitor (flags prefixed drift-; the
+(GET /v1/recommendations), the archive (events and served lists to Parquet
+under --archive-dir, default <data-dir>/archive; --no-archive leaves it out)
+and the drift monitor (flags prefixed drift-; the
 process role's user stage copies the events of the drift sample's users to
 it unless --drift-events-from forward, the scorer their served lists unless
 --drift-recs-from forward),
