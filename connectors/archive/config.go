@@ -16,6 +16,10 @@ type Config struct {
 	// are spread over them, and each partition's progress lives in the
 	// archive (_state/), not in the group's offsets.
 	Group string
+	// InstanceID, if set, makes the member static (KIP-345): a restarted
+	// instance takes its partitions back at once instead of waiting for
+	// the group to time its old member out. Unique per instance.
+	InstanceID string
 	// A partition's buffer is written out when it holds FlushRows records,
 	// FlushBytes bytes of record values, or its oldest record was read
 	// FlushAge ago, whichever comes first.

@@ -96,6 +96,9 @@ func New(cfg Config, store Store, clientOpts []kgo.Opt, reg prometheus.Registere
 		kgo.FetchMaxBytes(64<<20),
 		kgo.FetchMaxPartitionBytes(8<<20),
 	)
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
 	r.cl, err = kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("archive: kafka client: %w", err)
