@@ -38,6 +38,7 @@ type Role struct {
 	dec   rowDecoder
 
 	failing atomic.Int32 // partitions whose last flush failed
+	lastErr atomic.Pointer[error]
 }
 
 type topicPartition struct {
@@ -99,6 +100,10 @@ func New(cfg Config, store Store, clientOpts []kgo.Opt, reg prometheus.Registere
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
 	}
+	// The group may assign partitions as soon as the client exists; the
+	// callbacks take mu, so they see cl and adm set.
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.cl, err = kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("archive: kafka client: %w", err)
@@ -117,7 +122,11 @@ func (r *Role) kindOf(topic string) Kind {
 // Ready is false while a partition's flush is failing.
 func (r *Role) Ready() error {
 	if n := r.failing.Load(); n > 0 {
-		return fmt.Errorf("archive: %d partition(s) cannot write to %s", n, r.store)
+		why := "unknown"
+		if e := r.lastErr.Load(); e != nil {
+			why = (*e).Error()
+		}
+		return fmt.Errorf("archive: %d partition(s) cannot write to %s: %s", n, r.store, why)
 	}
 	return nil
 }
@@ -333,6 +342,7 @@ func (r *Role) due(pb *partBuf, now time.Time) bool {
 // full or the bucket unreachable.
 func (r *Role) failed(pb *partBuf, err error) {
 	r.m.flushErrors.WithLabelValues(string(pb.kind)).Inc()
+	r.lastErr.Store(&err)
 	if pb.retry.IsZero() {
 		r.failing.Add(1)
 		pb.backoff = r.cfg.RetryBackoff
