@@ -5,7 +5,7 @@ BIN := bin/eddy
 # simd/archsimd; without it a portable kernel (about 5x slower) is built.
 export GOEXPERIMENT ?= simd
 # Packages with goroutines of their own: their tests also run under -race.
-RACE_DIRS := ingest stream internal cmd test drift features scorer learner
+RACE_DIRS := ingest stream internal cmd test drift features scorer learner connectors
 RACE_PKGS := $(foreach d,$(RACE_DIRS),$(if $(wildcard $(d)),./$(d)/...))
 
 .PHONY: run test build lint unit portable race integration-real bench clean

@@ -10,6 +10,8 @@
 #   java 17+, mvn         run the real Kafka broker (scripts/kafka-broker.sh)
 #   ShellCheck            lints scripts/*.sh
 #   staticcheck           Go linter, built with the installed Go into GOPATH/bin
+#   pyarrow, duckdb       read the Parquet archive back in the archive tests (PyPI)
+#   moto[server]          the S3-compatible test server of the archive's S3 test (PyPI)
 #
 # Go itself is not installed here: the project needs Go 1.26, newer than
 # Debian's, and the machine image provides it.
@@ -121,6 +123,20 @@ install_staticcheck() {
 	esac
 }
 
+# install_python_peers installs the Python test peers with pip when a
+# module is missing.
+install_python_peers() {
+	command -v python3 >/dev/null || die "python3 not found (the archive tests read Parquet back with pyarrow and DuckDB)"
+	if python3 -c 'import pyarrow, duckdb, moto.server' 2>/dev/null && command -v moto_server >/dev/null; then
+		return 0
+	fi
+	log "pip install pyarrow duckdb moto[server]"
+	python3 -m pip install -q --disable-pip-version-check pyarrow duckdb 'moto[server]' >&2
+	installed+=("pyarrow" "duckdb" "moto[server]")
+	hash -r
+	command -v moto_server >/dev/null || die "moto installed but moto_server is not on PATH"
+}
+
 main() {
 	need_cmd kcat kcat
 	install_promtool
@@ -128,6 +144,7 @@ main() {
 	need_cmd mvn maven
 	need_cmd shellcheck shellcheck
 	install_staticcheck
+	install_python_peers
 
 	if ((${#installed[@]})); then
 		log "installed: ${installed[*]}"

@@ -376,10 +376,6 @@ func (r *Role) flush(ctx context.Context, pb *partBuf) error {
 		}
 		st.Pending = nil
 	}
-	type file struct {
-		key  string
-		hour int64
-	}
 	var hours []int64
 	switch pb.kind {
 	case Events:

@@ -190,6 +190,23 @@ func TestArchiveReadByPyarrowAndDuckDB(t *testing.T) {
 	for _, e := range s.sent {
 		want[e.Type.String()]++
 	}
+	// eddy archive scan reads the same back.
+	stdout, _ := runEddy(t, 60*time.Second, "archive", "scan", "--archive-dir", dir, "--json")
+	var sum struct {
+		Rows   int            `json:"rows"`
+		ByType map[string]int `json:"by_type"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
+		t.Fatalf("eddy archive scan --json: %v\n%s", err, stdout)
+	}
+	if sum.Rows != len(s.sent) || len(sum.ByType) != len(want) {
+		t.Fatalf("eddy archive scan: %s, want %d rows by type %v", stdout, len(s.sent), want)
+	}
+	for typ, n := range want {
+		if sum.ByType[typ] != n {
+			t.Fatalf("eddy archive scan: %s rows %d, want %d", typ, sum.ByType[typ], n)
+		}
+	}
 	wantJSON, _ := json.Marshal(map[string]any{"rows": len(s.sent), "by_type": want})
 	cmd := exec.Command(python, "-c", readBackPy, dir, string(wantJSON))
 	out, err := cmd.CombinedOutput()
