@@ -148,6 +148,21 @@ func Parse(r io.Reader, f Format) ([]Rating, error) {
 	return out, nil
 }
 
+// ParseLine parses one row of a file in format f (without its line end),
+// for a reader that reports bad rows one by one instead of stopping at the
+// first.
+func ParseLine(b []byte, f Format) (Rating, error) {
+	switch f {
+	case FormatUData:
+		return parseRow(b, []byte{'\t'})
+	case FormatDat:
+		return parseRow(b, []byte("::"))
+	case FormatCSV:
+		return parseRow(b, []byte{','})
+	}
+	return Rating{}, fmt.Errorf("unknown format %d", int(f))
+}
+
 func parseRow(b, sep []byte) (Rating, error) {
 	var fields [4][]byte
 	for i := range 3 {
