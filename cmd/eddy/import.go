@@ -242,4 +242,3 @@ func newImportParquetCommand() *ffcli.Command {
 		},
 	}
 }
-
