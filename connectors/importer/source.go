@@ -315,7 +315,6 @@ func loadCSVFile(b *Batch, path string, o CSVOptions, now time.Time) error {
 		if err == io.EOF {
 			return nil
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -325,6 +324,7 @@ func loadCSVFile(b *Batch, path string, o CSVOptions, now time.Time) error {
 			}
 			return fmt.Errorf("importer: %s: %w", path, err)
 		}
+		line, _ := cr.FieldPos(0)
 		b.Rows++
 		raw = raw[:0]
 		for i, f := range rec {
