@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -29,6 +30,8 @@ type importFlags struct {
 	compress float64
 	batch    int
 	asJSON   bool
+	ledger   string
+	force    bool
 }
 
 func (f *importFlags) register(fs *flag.FlagSet) {
@@ -40,6 +43,8 @@ func (f *importFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.compress, "time-compress", 0, "move history to end now with every gap divided by this factor (1 only shifts it); 0 keeps the original times")
 	fs.IntVar(&f.batch, "batch", 1000, "events per produce batch or HTTP request")
 	fs.BoolVar(&f.asJSON, "json", false, "print the summary as JSON")
+	fs.StringVar(&f.ledger, "ledger-dir", "", "where the import keeps its progress per source (default <data-dir>/imports): a re-run resumes, a completed import is skipped")
+	fs.BoolVar(&f.force, "force", false, "send a source again even if the ledger says it was imported")
 }
 
 // run loads the source with load, then publishes it.
@@ -92,9 +97,19 @@ func (f *importFlags) run(ctx context.Context, what string, load func(now time.T
 		fmt.Fprintf(os.Stderr, "import: ... and %d more bad rows\n", b.BadRows-int64(len(b.Bad)))
 	}
 	log.Info("import: read", "files", b.Files, "rows", b.Rows, "bad_rows", b.BadRows, "events", len(b.Events), "seconds", time.Since(start).Seconds())
+	ledger := f.ledger
+	if ledger == "" {
+		ledger = filepath.Join(f.kf.dataDir, "imports")
+	}
 	sum, err := importer.Publish(ctx, b, sink, importer.Options{
 		TimeCompress: f.compress, BatchSize: f.batch, Progress: os.Stderr, Terminal: isTerminal(os.Stderr),
+		Ledger: importer.NewLedger(ledger), Force: f.force,
 	})
+	if sum.AlreadyImported {
+		log.Info("import: this source was imported before; nothing sent (--force sends it again)", "ledger", ledger)
+	} else if sum.Resumed > 0 {
+		log.Info("import: resumed an interrupted import", "skipped", sum.Resumed)
+	}
 	if perr := printImportSummary(os.Stdout, sum, f.asJSON); perr != nil && err == nil {
 		err = perr
 	}
@@ -121,8 +136,12 @@ func printImportSummary(w io.Writer, s importer.Summary, asJSON bool) error {
 		_, err = fmt.Fprintf(w, "%s\n", b)
 		return err
 	}
-	_, err := fmt.Fprintf(w, "imported %d of %d events (%d accepted, %d rejected) from %d rows in %d files, %d bad rows, in %.1fs\n",
-		s.Sent, s.Events, s.Accepted, s.Rejected, s.Rows, s.Files, s.BadRows, s.Seconds)
+	if s.AlreadyImported {
+		_, err := fmt.Fprintf(w, "already imported: %d events from %d rows in %d files (--force sends them again)\n", s.Events, s.Rows, s.Files)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "imported %d of %d events (%d accepted, %d rejected; %d sent by an earlier run) from %d rows in %d files, %d bad rows, in %.1fs\n",
+		s.Sent, s.Events, s.Accepted, s.Rejected, s.Resumed, s.Rows, s.Files, s.BadRows, s.Seconds)
 	return err
 }
 
@@ -134,8 +153,10 @@ func newImportCommand() *ffcli.Command {
 
 const importHelp = `Events are published in time order to <prefix>events (--to kafka, the default)
 or to an ingest URL (--to http://host:8080). Rows without an event id get one
-derived from the file, the row number and the row, so importing the same file
-again changes nothing downstream. The event's own time is kept in ts
+derived from the file, the row number and the row. The import keeps its
+progress in a ledger (--ledger-dir, default <data-dir>/imports): re-running an
+interrupted import sends only what it had not, and re-running a completed one
+sends nothing (--force sends it again). The event's own time is kept in ts
 (--time-compress moves it); the Kafka record is stamped with the time of
 import, so the topic's time retention does not delete it at once. Bad rows
 are reported by line and counted; the rest are imported. A progress line

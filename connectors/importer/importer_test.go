@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,7 +193,37 @@ func (s *countSink) Send(_ context.Context, events []event.Event) error {
 	return nil
 }
 
+func (s *countSink) Flush(context.Context) error { return nil }
+
 func (s *countSink) Close(context.Context) (int64, int64, error) { return int64(len(s.ids)), 0, nil }
+
+func TestLedgerResumesAndSkips(t *testing.T) {
+	b := &Batch{Fingerprint: "test-1", Source: "test"}
+	for i := range 10_000 {
+		b.Events = append(b.Events, event.Event{EventID: fmt.Sprint("e", i), Time: now.Add(time.Duration(i) * time.Second)})
+	}
+	l := NewLedger(t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	first := &countSink{stopAt: 3000, cancel: cancel}
+	sum, err := Publish(ctx, b, first, Options{BatchSize: 1000, Ledger: l, CheckpointEvery: 2000})
+	if err != nil || !sum.Interrupted || sum.Sent != 3000 {
+		t.Fatalf("first run %+v %v", sum, err)
+	}
+	second := &countSink{}
+	sum, err = Publish(context.Background(), b, second, Options{BatchSize: 1000, Ledger: l})
+	if err != nil || sum.Resumed != 3000 || sum.Sent != 10_000 || len(second.ids) != 7000 || second.ids[0] != "e3000" {
+		t.Fatalf("resumed run %+v %v: sent %d, first %v", sum, err, len(second.ids), second.ids[:1])
+	}
+	third := &countSink{}
+	sum, err = Publish(context.Background(), b, third, Options{Ledger: l})
+	if err != nil || !sum.AlreadyImported || len(third.ids) != 0 {
+		t.Fatalf("completed import sent again: %+v %v (%d)", sum, err, len(third.ids))
+	}
+	forced := &countSink{}
+	if sum, err = Publish(context.Background(), b, forced, Options{Ledger: l, Force: true}); err != nil || len(forced.ids) != 10_000 {
+		t.Fatalf("forced run %+v %v (%d)", sum, err, len(forced.ids))
+	}
+}
 
 func TestPublishInterruptedThenCompleted(t *testing.T) {
 	b := &Batch{}

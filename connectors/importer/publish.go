@@ -21,6 +21,8 @@ type Sink interface {
 	// Send hands events over; it may return before they are
 	// acknowledged.
 	Send(ctx context.Context, events []event.Event) error
+	// Flush waits until everything sent so far is acknowledged.
+	Flush(ctx context.Context) error
 	// Close waits until everything sent is acknowledged (or fails) and
 	// returns how many events were accepted and rejected.
 	Close(ctx context.Context) (accepted, rejected int64, err error)
@@ -68,6 +70,15 @@ func (s *KafkaSink) done(_ *kgo.Record, err error) {
 	s.mu.Unlock()
 }
 
+func (s *KafkaSink) Flush(ctx context.Context) error {
+	if err := s.cl.Flush(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.firstErr
+}
+
 func (s *KafkaSink) Close(ctx context.Context) (int64, int64, error) {
 	err := s.cl.Flush(ctx)
 	s.mu.Lock()
@@ -100,6 +111,9 @@ func (s *HTTPSink) Send(ctx context.Context, events []event.Event) error {
 	return err
 }
 
+// Flush is a no-op: Send returns once the server has acknowledged.
+func (s *HTTPSink) Flush(context.Context) error { return nil }
+
 func (s *HTTPSink) Close(context.Context) (int64, int64, error) { return s.accepted, s.rejected, nil }
 
 // Options tune Publish.
@@ -113,6 +127,13 @@ type Options struct {
 	// (Terminal), one line every 5 s otherwise. nil for none.
 	Progress io.Writer
 	Terminal bool
+	// Ledger, if set, records progress: a re-run resumes after what was
+	// acknowledged, and a completed import is skipped unless Force.
+	Ledger *Ledger
+	Force  bool
+	// CheckpointEvery is how many events go between two ledger
+	// checkpoints (each waits for the sink to acknowledge; default 50k).
+	CheckpointEvery int
 }
 
 // Summary is what an import did.
@@ -126,6 +147,10 @@ type Summary struct {
 	Rejected    int64   `json:"rejected"`
 	Seconds     float64 `json:"seconds"`
 	Interrupted bool    `json:"interrupted"`
+	// Resumed is how many events an earlier, interrupted run had sent
+	// (skipped now); AlreadyImported says a completed import was skipped.
+	Resumed         int  `json:"resumed"`
+	AlreadyImported bool `json:"already_imported"`
 }
 
 // Publish sends b's events to sink in order. A cancelled ctx stops it
@@ -139,13 +164,46 @@ func Publish(ctx context.Context, b *Batch, sink Sink, o Options) (Summary, erro
 	if o.TimeCompress != 0 && o.TimeCompress < 1 {
 		return sum, fmt.Errorf("importer: time compression %v: want 0 (keep the times) or ≥ 1", o.TimeCompress)
 	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = 50_000
+	}
+	var entry LedgerEntry
+	from := 0
+	if o.Ledger != nil {
+		var err error
+		if entry, err = o.Ledger.load(b.Fingerprint); err != nil {
+			return sum, err
+		}
+		switch {
+		case entry.Completed && !o.Force:
+			sum.AlreadyImported, sum.Resumed, sum.Sent = true, entry.Done, int64(entry.Done)
+			return sum, nil
+		case entry.Completed || entry.Events != len(b.Events):
+			entry = LedgerEntry{V: 1, Fingerprint: b.Fingerprint}
+		}
+		entry.Source, entry.Events = b.Source, len(b.Events)
+		from = entry.Done
+		sum.Resumed = from
+	}
 	start := time.Now()
 	if o.TimeCompress >= 1 && len(b.Events) > 0 {
 		compress(b.Events, start.Truncate(time.Millisecond), o.TimeCompress)
 	}
-	p := progress{w: o.Progress, terminal: o.Terminal, total: len(b.Events), start: start}
+	p := progress{w: o.Progress, terminal: o.Terminal, total: len(b.Events), done0: from, start: start}
 	var sendErr error
-	for i := 0; i < len(b.Events); i += o.BatchSize {
+	checkpoint := func(done int) error {
+		if o.Ledger == nil {
+			return nil
+		}
+		if err := sink.Flush(ctx); err != nil {
+			return err
+		}
+		entry.Done, entry.Completed = done, done == len(b.Events)
+		return o.Ledger.save(entry)
+	}
+	sum.Sent = int64(from)
+	next := from + o.CheckpointEvery
+	for i := from; i < len(b.Events); i += o.BatchSize {
 		if ctx.Err() != nil {
 			sum.Interrupted = true
 			break
@@ -161,11 +219,24 @@ func Publish(ctx context.Context, b *Batch, sink Sink, o Options) (Summary, erro
 		}
 		sum.Sent = int64(j)
 		p.update(j)
+		if j >= next || j == len(b.Events) {
+			next = j + o.CheckpointEvery
+			if err := checkpoint(j); err != nil && ctx.Err() == nil {
+				sendErr = err
+				break
+			}
+		}
 	}
 	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	acc, rej, err := sink.Close(cctx)
 	sum.Accepted, sum.Rejected = acc, rej
+	if o.Ledger != nil && err == nil && sendErr == nil && int(sum.Sent) > entry.Done {
+		// Everything sent is acknowledged now (Close waited): an
+		// interrupted run's re-run starts after it.
+		entry.Done, entry.Completed = int(sum.Sent), int(sum.Sent) == len(b.Events)
+		err = o.Ledger.save(entry)
+	}
 	sum.Seconds = time.Since(start).Seconds()
 	p.finish(int(sum.Sent))
 	return sum, errors.Join(sendErr, err)
@@ -185,6 +256,7 @@ type progress struct {
 	w        io.Writer
 	terminal bool
 	total    int
+	done0    int // events sent by an earlier run
 	start    time.Time
 	last     time.Time
 }
@@ -207,7 +279,7 @@ func (p *progress) update(done int) {
 
 func (p *progress) print(done int, now time.Time) {
 	el := now.Sub(p.start).Seconds()
-	rate := float64(done) / max(el, 1e-9)
+	rate := float64(done-p.done0) / max(el, 1e-9)
 	eta := "-"
 	if rate > 0 {
 		eta = (time.Duration(float64(p.total-done)/rate) * time.Second).Round(time.Second).String()

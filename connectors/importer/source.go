@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,6 +45,10 @@ type Batch struct {
 	BadRows int64
 	Rows    int64 // rows read, good and bad
 	Files   int
+	// Source describes where the events came from; Fingerprint names it
+	// in the Ledger.
+	Source      string
+	Fingerprint string
 }
 
 func (b *Batch) bad(file string, line int64, err error) {
@@ -162,7 +167,7 @@ func LoadMovieLens(dir string, now time.Time) (*Batch, error) {
 		return nil, err
 	}
 	defer r.Close()
-	b := &Batch{Files: 1}
+	b := &Batch{Files: 1, Source: "movielens " + path, Fingerprint: fingerprint("movielens", "", []string{path})}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<10)
 	var line int64
@@ -265,7 +270,8 @@ func LoadCSV(path string, o CSVOptions, now time.Time) (*Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Batch{Files: len(fs)}
+	b := &Batch{Files: len(fs), Source: "csv " + path,
+		Fingerprint: fingerprint("csv", fmt.Sprintf("%v|%v|%s|%c|%v", slices.Sorted(maps.Keys(o.Columns)), o.Columns, o.TsUnit, o.Comma, o.NoHeader)+o.Type.String(), fs)}
 	for _, f := range fs {
 		if err := loadCSVFile(b, f, o, now); err != nil {
 			return nil, err
@@ -303,7 +309,7 @@ func loadCSVFile(b *Batch, path string, o CSVOptions, now time.Time) error {
 		if !ok {
 			n, err := strconv.Atoi(col)
 			if err != nil || n < 1 {
-				return fmt.Errorf("importer: %s: no column %q for %s (columns: %s)", path, col, field, strings.Join(slices.Sorted(mapKeys(index)), ", "))
+				return fmt.Errorf("importer: %s: no column %q for %s (columns: %s)", path, col, field, strings.Join(slices.Sorted(maps.Keys(index)), ", "))
 			}
 			i = n - 1
 		}
@@ -342,16 +348,6 @@ func loadCSVFile(b *Batch, path string, o CSVOptions, now time.Time) error {
 			e.EventID = eventID("csv", path, int64(line), raw)
 		}
 		b.add(e, path, int64(line), now)
-	}
-}
-
-func mapKeys(m map[string]int) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
 	}
 }
 
@@ -434,7 +430,7 @@ func LoadParquet(path string, now time.Time) (*Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Batch{Files: len(fs)}
+	b := &Batch{Files: len(fs), Source: "parquet " + path, Fingerprint: fingerprint("parquet", "", fs)}
 	for _, f := range fs {
 		if err := loadParquetFile(b, f, now); err != nil {
 			return nil, err
