@@ -2,7 +2,6 @@ package archive
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -59,10 +58,16 @@ func BenchmarkRole(b *testing.B) {
 	b.ReportMetric(float64(len(keys)), "files")
 }
 
-// BenchmarkScan measures Scan over one day of archived events.
+// BenchmarkScan measures Scan over one day of archived events, with the
+// context maps and without them (what training reads).
 //
 //	go test -run '^$' -bench Scan -benchtime 3000000x ./connectors/archive
 func BenchmarkScan(b *testing.B) {
+	b.Run("context", func(b *testing.B) { benchScan(b, false) })
+	b.Run("no-context", func(b *testing.B) { benchScan(b, true) })
+}
+
+func benchScan(b *testing.B, skipContext bool) {
 	dir := b.TempDir()
 	st, err := OpenStore(context.Background(), dir, S3Options{})
 	if err != nil {
@@ -74,7 +79,7 @@ func BenchmarkScan(b *testing.B) {
 	start := time.Now()
 	var rows int64
 	day := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	stats, err := Scan(context.Background(), st, day, day.Add(24*time.Hour), func(r *EventRow) error {
+	stats, err := ScanEvents(context.Background(), st, ScanOptions{From: day, To: day.Add(24 * time.Hour), SkipContext: skipContext}, func(r *EventRow) error {
 		rows++
 		return nil
 	})
@@ -110,5 +115,4 @@ func writeDay(b testing.TB, st Store, n int) {
 			b.Fatal(err)
 		}
 	}
-	_ = fmt.Sprint
 }

@@ -25,6 +25,9 @@ type ScanOptions struct {
 	From, To time.Time
 	// Progress, if set, is called after each file with the totals so far.
 	Progress func(ScanStats)
+	// SkipContext leaves EventRow.Context nil: the context map is the
+	// costliest column to read, and training needs none of it.
+	SkipContext bool
 }
 
 // ScanStats say what a scan read and what it could skip.
@@ -50,13 +53,34 @@ func Scan(ctx context.Context, st Store, from, to time.Time, fn func(*EventRow) 
 
 // ScanEvents is Scan with options.
 func ScanEvents(ctx context.Context, st Store, o ScanOptions, fn func(*EventRow) error) (ScanStats, error) {
-	return scan(ctx, st, Events, o, func(r *EventRow) int64 { return r.Ts }, fn)
+	var cols eventColumns
+	var rows []EventRow
+	read := func(f *parquet.File, rg parquet.RowGroup, emit func(*EventRow) error) error {
+		n := int(rg.NumRows())
+		if cap(rows) < n {
+			rows = make([]EventRow, n)
+		}
+		rows = rows[:n]
+		// Rows are handed out one at a time and reused; the arrays their
+		// pointers and maps point into are new per row group.
+		clear(rows)
+		if err := cols.read(f, rg, rows, !o.SkipContext); err != nil {
+			return err
+		}
+		for i := range rows {
+			if err := emit(&rows[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return scan(ctx, st, Events, o, func(r *EventRow) int64 { return r.Ts }, read, fn)
 }
 
 // ScanRecs calls fn with every archived served list whose time is in the
 // options' range, as ScanEvents does for events.
 func ScanRecs(ctx context.Context, st Store, o ScanOptions, fn func(*RecsRow) error) (ScanStats, error) {
-	return scan(ctx, st, Recs, o, func(r *RecsRow) int64 { return r.Ts }, fn)
+	return scan(ctx, st, Recs, o, func(r *RecsRow) int64 { return r.Ts }, readRows[RecsRow](), fn)
 }
 
 // Files lists the committed data files of kind that may hold rows in
@@ -143,7 +167,37 @@ func loadStates(ctx context.Context, st Store, k Kind) (map[int32]partitionState
 	return out, nil
 }
 
-func scan[R any](ctx context.Context, st Store, k Kind, o ScanOptions, tsOf func(*R) int64, fn func(*R) error) (ScanStats, error) {
+// rowGroupReader hands every row of a row group to emit.
+type rowGroupReader[R any] func(f *parquet.File, rg parquet.RowGroup, emit func(*R) error) error
+
+// readRows reads row groups with parquet-go's row reader.
+func readRows[R any]() rowGroupReader[R] {
+	rows := make([]R, 4096)
+	return func(_ *parquet.File, rg parquet.RowGroup, emit func(*R) error) error {
+		rd := parquet.NewGenericRowGroupReader[R](rg)
+		defer rd.Close()
+		for {
+			n, err := rd.Read(rows)
+			for j := range n {
+				if err := emit(&rows[j]); err != nil {
+					return err
+				}
+			}
+			// The reader fills maps and pointers already in rows; clearing
+			// the used rows makes it allocate new ones, so that a row copied
+			// by fn keeps its own.
+			clear(rows[:n])
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func scan[R any](ctx context.Context, st Store, k Kind, o ScanOptions, tsOf func(*R) int64, read rowGroupReader[R], fn func(*R) error) (ScanStats, error) {
 	var stats ScanStats
 	files, skipped, err := committedFiles(ctx, st, k, o.From, o.To)
 	stats.FilesSkipped = skipped
@@ -151,12 +205,11 @@ func scan[R any](ctx context.Context, st Store, k Kind, o ScanOptions, tsOf func
 		return stats, err
 	}
 	lo, hi := bounds(o)
-	rows := make([]R, 4096)
 	for _, fi := range files {
 		if err := ctx.Err(); err != nil {
 			return stats, err
 		}
-		if err := scanFile(ctx, st, k, fi.key, lo, hi, rows, tsOf, fn, &stats); err != nil {
+		if err := scanFile(ctx, st, k, fi.key, lo, hi, read, tsOf, fn, &stats); err != nil {
 			return stats, err
 		}
 		if o.Progress != nil {
@@ -188,7 +241,7 @@ func OpenFile(ctx context.Context, st Store, k Kind, key string) (*parquet.File,
 	return f, obj, nil
 }
 
-func scanFile[R any](ctx context.Context, st Store, k Kind, key string, lo, hi int64, rows []R, tsOf func(*R) int64, fn func(*R) error, stats *ScanStats) error {
+func scanFile[R any](ctx context.Context, st Store, k Kind, key string, lo, hi int64, read rowGroupReader[R], tsOf func(*R) int64, fn func(*R) error, stats *ScanStats) error {
 	f, obj, err := OpenFile(ctx, st, k, key)
 	if err != nil {
 		return err
@@ -201,38 +254,20 @@ func scanFile[R any](ctx context.Context, st Store, k Kind, key string, lo, hi i
 	stats.Files++
 	stats.Bytes += obj.Size()
 	md := f.Metadata()
+	emit := func(r *R) error {
+		if t := tsOf(r); t >= lo && t < hi {
+			stats.Rows++
+			return fn(r)
+		}
+		return nil
+	}
 	for i, rg := range f.RowGroups() {
 		if min, max, ok := tsRange(md.RowGroups[i].Columns[ts.ColumnIndex].MetaData.Statistics); ok && (max < lo || min >= hi) {
 			stats.RowGroupsSkipped++
 			continue
 		}
 		stats.RowGroups++
-		rd := parquet.NewGenericRowGroupReader[R](rg)
-		for {
-			n, err := rd.Read(rows)
-			for j := range n {
-				r := &rows[j]
-				if t := tsOf(r); t >= lo && t < hi {
-					if err := fn(r); err != nil {
-						rd.Close()
-						return err
-					}
-					stats.Rows++
-				}
-			}
-			// The reader fills maps and pointers already in rows; clearing
-			// the used rows makes it allocate new ones, so that a row copied
-			// by fn keeps its own.
-			clear(rows[:n])
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				rd.Close()
-				return fmt.Errorf("archive: read %s: %w", key, err)
-			}
-		}
-		if err := rd.Close(); err != nil {
+		if err := read(f, rg, emit); err != nil {
 			return fmt.Errorf("archive: read %s: %w", key, err)
 		}
 	}
