@@ -43,7 +43,7 @@ func (m *intern) get(b []byte) string {
 // leaf is one column to read: its index in the row group and how to store
 // each value of it.
 type leaf struct {
-	index int
+	index  int
 	maxDef int
 }
 
