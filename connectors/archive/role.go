@@ -22,6 +22,14 @@ import (
 // and served-list topics (read_committed) and writes them to Parquet files
 // in a Store, exactly once per record across crashes and rebalances (see
 // partitionState for the protocol).
+//
+// Two goroutines share the work: the poll loop decodes records into
+// per-partition buffers, and the flusher encodes and writes the buffers
+// that are due, one at a time, so that on two cores reading and writing
+// overlap. At most one flush waits behind the one being written; a
+// partition whose buffer is due while that queue is full keeps reading up
+// to twice the flush size and then stops fetching until its flush is
+// queued, which bounds memory while the store is slow or failing.
 type Role struct {
 	cfg   Config
 	store Store
@@ -30,14 +38,19 @@ type Role struct {
 	cl    *kgo.Client
 	adm   *kadm.Client
 
-	// mu guards parts: the poll loop and the group's assignment callbacks
-	// both reach them (never at once, with BlockRebalanceOnPoll, but the
-	// lock says so to the race detector and to readers).
+	// mu guards parts and their fields: the poll loop, the flusher and the
+	// group's assignment callbacks all reach them.
 	mu    sync.Mutex
 	parts map[topicPartition]*partBuf
 	dec   rowDecoder
 
-	failing atomic.Int32 // partitions whose last flush failed
+	jobs chan *flushJob
+	// busy counts queued and running flushes; idle is signalled when it
+	// drops to zero.
+	busy int
+	idle *sync.Cond
+
+	failing atomic.Bool // the flusher's current flush has failed
 	lastErr atomic.Pointer[error]
 }
 
@@ -46,26 +59,35 @@ type topicPartition struct {
 	partition int32
 }
 
-// partBuf is one assigned partition: its checkpoint and the records read
-// since, grouped by event hour.
+// partBuf is one assigned partition: its committed checkpoint and the
+// records read since the last flush was handed to the flusher.
 type partBuf struct {
 	kind  Kind
 	tp    topicPartition
-	state partitionState
-	// last is the highest offset read; the buffer covers [state.Next, last].
+	state partitionState // committed; updated by the flusher
+	// start is the first offset of the buffer (the end of the last flush
+	// handed over + 1); last is the highest offset read. The buffer covers
+	// [start, last].
+	start  int64
 	last   int64
 	rows   int
 	bytes  int64
 	oldest time.Time // when the first buffered record was read
 	events map[int64][]EventRow
 	recs   map[int64][]RecsRow
-	// retry is set after a failed flush: no fetching and no flush before it.
-	retry   time.Time
-	backoff time.Duration
-	paused  bool
+	paused bool
 }
 
-func (p *partBuf) empty() bool { return p.last < p.state.Next }
+func (p *partBuf) empty() bool { return p.last < p.start }
+
+// flushJob is a buffer handed to the flusher.
+type flushJob struct {
+	pb          *partBuf
+	first, last int64
+	rows        int
+	events      map[int64][]EventRow
+	recs        map[int64][]RecsRow
+}
 
 // New makes the role on clientOpts (the Kafka connection: brokers, TLS,
 // SASL) writing to store. Run starts it.
@@ -77,7 +99,8 @@ func New(cfg Config, store Store, clientOpts []kgo.Opt, reg prometheus.Registere
 	if err != nil {
 		return nil, err
 	}
-	r := &Role{cfg: cfg, store: store, log: log, m: m, parts: map[topicPartition]*partBuf{}}
+	r := &Role{cfg: cfg, store: store, log: log, m: m, parts: map[topicPartition]*partBuf{}, jobs: make(chan *flushJob, 1)}
+	r.idle = sync.NewCond(&r.mu)
 	var topics []string
 	for _, t := range []string{cfg.EventsTopic, cfg.RecsTopic} {
 		if t != "" {
@@ -119,14 +142,14 @@ func (r *Role) kindOf(topic string) Kind {
 	return Events
 }
 
-// Ready is false while a partition's flush is failing.
+// Ready is false while a flush is failing, with the error.
 func (r *Role) Ready() error {
-	if n := r.failing.Load(); n > 0 {
+	if r.failing.Load() {
 		why := "unknown"
 		if e := r.lastErr.Load(); e != nil {
 			why = (*e).Error()
 		}
-		return fmt.Errorf("archive: %d partition(s) cannot write to %s: %s", n, r.store, why)
+		return fmt.Errorf("archive: cannot write to %s: %s", r.store, why)
 	}
 	return nil
 }
@@ -154,98 +177,146 @@ func (r *Role) assigned(ctx context.Context, offsets map[string]map[int32]kgo.Of
 			}
 			st.Topic = topic
 			tp := topicPartition{topic, p}
-			r.parts[tp] = newPartBuf(k, tp, st)
-			ps[p] = kgo.NewOffset().At(st.Next)
 			if starts == nil {
 				starts, _ = r.adm.ListStartOffsets(ctx, topic)
 			}
 			if o, ok := starts.Lookup(topic, p); ok && o.Err == nil && o.Offset > st.Next {
-				gap := o.Offset - st.Next
-				r.m.gap.WithLabelValues(string(k)).Add(float64(gap))
+				r.m.gap.WithLabelValues(string(k)).Add(float64(o.Offset - st.Next))
 				r.log.Warn("archive: retention deleted records before they were archived", "kind", k, "partition", p, "from", st.Next, "to", o.Offset)
-				// The buffer covers what the fetch will return.
-				r.parts[tp].state.Next = o.Offset
-				r.parts[tp].last = o.Offset - 1
-				ps[p] = kgo.NewOffset().At(o.Offset)
+				// The next flush covers what the fetch will return.
+				st.Next = o.Offset
 			}
+			r.parts[tp] = &partBuf{kind: k, tp: tp, state: st, start: st.Next, last: st.Next - 1}
+			ps[p] = kgo.NewOffset().At(st.Next)
 		}
 	}
 	return offsets, nil
 }
 
-func newPartBuf(k Kind, tp topicPartition, st partitionState) *partBuf {
-	return &partBuf{kind: k, tp: tp, state: st, last: st.Next - 1}
-}
-
 // revoked writes out what revoked partitions hold, so that their next
 // owner starts after it.
-func (r *Role) revoked(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+func (r *Role) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	for topic, ps := range lost {
+	var jobs []*flushJob
+	for topic, ps := range revoked {
 		for _, p := range ps {
-			tp := topicPartition{topic, p}
-			if pb := r.parts[tp]; pb != nil {
-				if err := r.flush(ctx, pb); err != nil {
-					r.log.Warn("archive: could not write a revoked partition's buffer; its next owner reads it again", "kind", pb.kind, "partition", p, "err", err)
+			if pb := r.parts[topicPartition{topic, p}]; pb != nil {
+				if j := r.detach(pb); j != nil {
+					jobs = append(jobs, j)
 				}
-				r.drop(pb)
-				delete(r.parts, tp)
 			}
 		}
 	}
+	r.mu.Unlock()
+	for _, j := range jobs {
+		r.queue(j)
+	}
+	r.forget(revoked)
 }
 
 // lost drops partitions the group took away without a revoke (a session
 // timeout): their buffer is read again by the next owner.
 func (r *Role) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	r.forget(lost)
+}
+
+// forget waits for the flushes in flight (one may be a partition's being
+// taken away) and drops the partitions.
+func (r *Role) forget(gone map[string][]int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for topic, ps := range lost {
+	for r.busy > 0 {
+		r.idle.Wait()
+	}
+	for topic, ps := range gone {
 		for _, p := range ps {
 			tp := topicPartition{topic, p}
 			if pb := r.parts[tp]; pb != nil {
-				r.drop(pb)
+				r.m.buffered.WithLabelValues(string(pb.kind)).Sub(float64(pb.rows))
 				delete(r.parts, tp)
 			}
 		}
 	}
 }
 
-func (r *Role) drop(pb *partBuf) {
-	r.m.buffered.WithLabelValues(string(pb.kind)).Sub(float64(pb.rows))
-	if !pb.retry.IsZero() {
-		r.failing.Add(-1)
+// queue hands j to the flusher, waiting for room.
+func (r *Role) queue(j *flushJob) {
+	r.mu.Lock()
+	r.busy++
+	r.mu.Unlock()
+	r.jobs <- j
+}
+
+// tryQueue hands j to the flusher if there is room.
+func (r *Role) tryQueue(j *flushJob) bool {
+	r.busy++ // under mu
+	select {
+	case r.jobs <- j:
+		return true
+	default:
+		r.busy--
+		return false
 	}
+}
+
+// detach takes a partition's buffer out as a flush job (nil when empty)
+// and starts a new buffer after it. Under mu.
+func (r *Role) detach(pb *partBuf) *flushJob {
+	if pb.empty() {
+		return nil
+	}
+	j := &flushJob{pb: pb, first: pb.start, last: pb.last, rows: pb.rows, events: pb.events, recs: pb.recs}
+	pb.start, pb.rows, pb.bytes, pb.events, pb.recs = pb.last+1, 0, 0, nil, nil
+	return j
 }
 
 // Run consumes until ctx ends, then writes out every buffer and leaves the
 // group. It returns nil on a clean stop.
 func (r *Role) Run(ctx context.Context) error {
 	defer r.cl.Close()
+	// The flusher outlives ctx by up to 30 s, to write what is buffered at
+	// the stop.
+	fctx, cancelFlush := context.WithCancel(context.Background())
+	defer cancelFlush()
+	flusherDone := make(chan struct{})
+	go func() {
+		defer close(flusherDone)
+		r.flusher(fctx)
+	}()
 	tick := min(r.cfg.FlushAge/4, time.Second)
+	var err error
 	for ctx.Err() == nil {
 		pctx, cancel := context.WithTimeout(ctx, tick)
 		fs := r.cl.PollRecords(pctx, 50_000)
 		cancel()
-		if err := r.handle(ctx, fs); err != nil {
-			r.cl.AllowRebalance()
-			return err
-		}
+		err = r.handle(ctx, fs)
 		r.cl.AllowRebalance()
+		if err != nil {
+			break
+		}
 	}
-	// Stopping: write out what is buffered, with a context of its own.
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	// Stopping: hand every buffer over and wait (up to 30 s) for them.
 	r.mu.Lock()
+	var jobs []*flushJob
 	for _, pb := range r.parts {
-		if err := r.flush(sctx, pb); err != nil {
-			r.log.Warn("archive: could not write a buffer at stop; it is read again at the next start", "kind", pb.kind, "partition", pb.tp.partition, "err", err)
+		if j := r.detach(pb); j != nil {
+			jobs = append(jobs, j)
 		}
 	}
 	r.mu.Unlock()
+	stop := time.AfterFunc(30*time.Second, cancelFlush)
+	defer stop.Stop()
+	for _, j := range jobs {
+		r.queue(j)
+	}
+	close(r.jobs)
+	<-flusherDone
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r.mu.Lock()
 	r.commit(sctx)
-	return nil
+	r.mu.Unlock()
+	return err
 }
 
 func (r *Role) handle(ctx context.Context, fs kgo.Fetches) error {
@@ -273,22 +344,26 @@ func (r *Role) handle(ctx context.Context, fs kgo.Fetches) error {
 		}
 		r.add(pb, rec, now)
 	})
-	flushed := false
 	for _, pb := range r.parts {
 		if !r.due(pb, now) {
 			continue
 		}
-		if err := r.flush(ctx, pb); err != nil {
-			if ctx.Err() != nil {
-				return nil
+		j := &flushJob{pb: pb, first: pb.start, last: pb.last, rows: pb.rows, events: pb.events, recs: pb.recs}
+		if r.tryQueue(j) {
+			pb.start, pb.rows, pb.bytes, pb.events, pb.recs = pb.last+1, 0, 0, nil, nil
+			if pb.paused {
+				r.cl.ResumeFetchPartitions(map[string][]int32{pb.tp.topic: {pb.tp.partition}})
+				pb.paused = false
 			}
-			r.failed(pb, err)
-			continue
+		} else if !pb.paused && (pb.rows >= 2*r.cfg.FlushRows || pb.bytes >= 2*r.cfg.FlushBytes) {
+			// The flusher is far behind (a slow or failing store): stop
+			// reading this partition until its buffer can be handed over.
+			// Not sooner: a paused partition drops what the client has
+			// fetched for it, and resuming it was measured to stall it for
+			// seconds.
+			r.cl.PauseFetchPartitions(map[string][]int32{pb.tp.topic: {pb.tp.partition}})
+			pb.paused = true
 		}
-		flushed = true
-	}
-	if flushed {
-		r.commit(ctx)
 	}
 	return nil
 }
@@ -328,47 +403,56 @@ func (r *Role) add(pb *partBuf, rec *kgo.Record, now time.Time) {
 }
 
 func (r *Role) due(pb *partBuf, now time.Time) bool {
-	if pb.empty() {
-		return false
-	}
-	if !pb.retry.IsZero() {
-		return !now.Before(pb.retry)
-	}
-	return pb.rows >= r.cfg.FlushRows || pb.bytes >= r.cfg.FlushBytes || now.Sub(pb.oldest) >= r.cfg.FlushAge
+	return !pb.empty() && (pb.rows >= r.cfg.FlushRows || pb.bytes >= r.cfg.FlushBytes || now.Sub(pb.oldest) >= r.cfg.FlushAge)
 }
 
-// failed keeps a partition's buffer after a failed flush and stops its
-// fetching until the retry, so that memory stays bounded while the disk is
-// full or the bucket unreachable.
-func (r *Role) failed(pb *partBuf, err error) {
-	r.m.flushErrors.WithLabelValues(string(pb.kind)).Inc()
-	r.lastErr.Store(&err)
-	if pb.retry.IsZero() {
-		r.failing.Add(1)
-		pb.backoff = r.cfg.RetryBackoff
-	} else {
-		pb.backoff = min(2*pb.backoff, r.cfg.MaxRetryBackoff)
+// flusher writes the queued flushes in order, retrying a failed one with
+// backoff until it succeeds or ctx ends (the records stay in Kafka, read
+// again at the next start).
+func (r *Role) flusher(ctx context.Context) {
+	for j := range r.jobs {
+		backoff := r.cfg.RetryBackoff
+		for {
+			err := r.write(ctx, j)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				r.log.Warn("archive: stopped before a flush was written; its records are read again at the next start",
+					"kind", j.pb.kind, "partition", j.pb.tp.partition, "err", err)
+				break
+			}
+			r.m.flushErrors.WithLabelValues(string(j.pb.kind)).Inc()
+			r.lastErr.Store(&err)
+			r.failing.Store(true)
+			r.log.Error("archive: cannot write to the archive; reading stops as buffers fill, and nothing is lost",
+				"kind", j.pb.kind, "partition", j.pb.tp.partition, "store", r.store.String(), "retry_in", backoff, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, r.cfg.MaxRetryBackoff)
+		}
+		r.mu.Lock()
+		r.busy--
+		if r.busy == 0 {
+			r.idle.Broadcast()
+		}
+		r.mu.Unlock()
 	}
-	pb.retry = time.Now().Add(pb.backoff)
-	if !pb.paused {
-		r.cl.PauseFetchPartitions(map[string][]int32{pb.tp.topic: {pb.tp.partition}})
-		pb.paused = true
-	}
-	r.log.Error("archive: cannot write to the archive; this partition stops reading and keeps its records until it can",
-		"kind", pb.kind, "partition", pb.tp.partition, "store", r.store.String(), "retry_in", pb.backoff, "err", err)
 }
 
-// flush writes a partition's buffer out: one file per event hour, under
-// the pending-then-commit protocol of partitionState.
-func (r *Role) flush(ctx context.Context, pb *partBuf) error {
-	if pb.empty() {
-		return nil
-	}
+// write writes a flush job out: one file per event hour, under the
+// pending-then-commit protocol of partitionState.
+func (r *Role) write(ctx context.Context, j *flushJob) error {
 	start := time.Now()
+	pb := j.pb
+	r.mu.Lock()
 	st := pb.state
+	r.mu.Unlock()
 	if st.Pending != nil {
-		// A failed attempt of this buffer left its range pending: undo it
-		// before the range (grown or not) is written again.
+		// A failed attempt of this job left its range pending: undo it
+		// before the range is written again.
 		for _, key := range st.Pending.Files {
 			if err := r.store.Delete(ctx, key); err != nil {
 				return err
@@ -379,34 +463,38 @@ func (r *Role) flush(ctx context.Context, pb *partBuf) error {
 	var hours []int64
 	switch pb.kind {
 	case Events:
-		hours = slices.Sorted(maps.Keys(pb.events))
+		hours = slices.Sorted(maps.Keys(j.events))
 	case Recs:
-		hours = slices.Sorted(maps.Keys(pb.recs))
+		hours = slices.Sorted(maps.Keys(j.recs))
 	}
-	first, last := st.Next, pb.last
 	files := make([]string, len(hours))
 	for i, h := range hours {
-		files[i] = fileKey(pb.kind, h, pb.tp.partition, first, last)
+		files[i] = fileKey(pb.kind, h, pb.tp.partition, j.first, j.last)
+	}
+	setState := func(s partitionState) {
+		r.mu.Lock()
+		pb.state = s
+		r.mu.Unlock()
 	}
 	if len(files) > 0 {
-		st.Pending = &flush{First: first, Last: last, Files: files}
+		st.Pending = &flush{First: j.first, Last: j.last, Files: files}
 		if err := saveState(ctx, r.store, pb.kind, pb.tp.partition, st); err != nil {
 			return err
 		}
-		pb.state = st
+		setState(st)
 	}
-	meta := fileMeta{kind: pb.kind, topic: pb.tp.topic, partition: pb.tp.partition, first: first, last: last}
+	meta := fileMeta{kind: pb.kind, topic: pb.tp.topic, partition: pb.tp.partition, first: j.first, last: j.last}
 	var written int64
 	for i, h := range hours {
 		var body []byte
 		var err error
 		switch pb.kind {
 		case Events:
-			rows := pb.events[h]
+			rows := j.events[h]
 			slices.SortFunc(rows, func(a, b EventRow) int { return cmp.Or(cmp.Compare(a.Ts, b.Ts), cmp.Compare(a.Offset, b.Offset)) })
 			body, err = encodeFile(rows, eventSchema, meta)
 		case Recs:
-			rows := pb.recs[h]
+			rows := j.recs[h]
 			slices.SortFunc(rows, func(a, b RecsRow) int { return cmp.Or(cmp.Compare(a.Ts, b.Ts), cmp.Compare(a.Offset, b.Offset)) })
 			body, err = encodeFile(rows, recsSchema, meta)
 		}
@@ -419,32 +507,31 @@ func (r *Role) flush(ctx context.Context, pb *partBuf) error {
 		written += int64(len(body))
 	}
 	st.Pending = nil
-	st.Next = last + 1
+	st.Next = j.last + 1
 	st.Files += int64(len(files))
-	st.Rows += int64(pb.rows)
+	st.Rows += int64(j.rows)
 	if err := saveState(ctx, r.store, pb.kind, pb.tp.partition, st); err != nil {
 		return err
 	}
+	setState(st)
 	k := string(pb.kind)
-	r.m.records.WithLabelValues(k).Add(float64(pb.rows))
+	r.m.records.WithLabelValues(k).Add(float64(j.rows))
 	r.m.files.WithLabelValues(k).Add(float64(len(files)))
 	r.m.bytes.WithLabelValues(k).Add(float64(written))
-	r.m.buffered.WithLabelValues(k).Sub(float64(pb.rows))
+	r.m.buffered.WithLabelValues(k).Sub(float64(j.rows))
 	r.m.flushTime.WithLabelValues(k).Observe(time.Since(start).Seconds())
-	if !pb.retry.IsZero() {
-		r.failing.Add(-1)
+	if r.failing.Swap(false) {
 		r.log.Info("archive: writing again", "kind", pb.kind, "partition", pb.tp.partition)
 	}
-	if pb.paused {
-		r.cl.ResumeFetchPartitions(map[string][]int32{pb.tp.topic: {pb.tp.partition}})
-	}
-	*pb = partBuf{kind: pb.kind, tp: pb.tp, state: st, last: st.Next - 1}
+	r.mu.Lock()
+	r.commit(ctx)
+	r.mu.Unlock()
 	return nil
 }
 
-// commit records the archived positions as the group's offsets: for lag
-// monitoring only (kafka-consumer-groups, Burrow); the role itself starts
-// from the archive's state.
+// commit records the archived positions as the group's offsets, without
+// waiting: for lag monitoring only (kafka-consumer-groups, Burrow); the
+// role itself starts from the archive's state. Under mu.
 func (r *Role) commit(ctx context.Context) {
 	offs := map[string]map[int32]kgo.EpochOffset{}
 	for tp, pb := range r.parts {
