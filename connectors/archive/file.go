@@ -15,6 +15,10 @@ import (
 // statistics.
 const RowGroupRows = 128 << 10
 
+// rowGroupRows is RowGroupRows; tests lower it to get many row groups from
+// few rows.
+var rowGroupRows = RowGroupRows
+
 // fileMeta is what an archive file's footer says about where it came from.
 type fileMeta struct {
 	kind      Kind
@@ -27,7 +31,7 @@ type fileMeta struct {
 func (m fileMeta) options() []parquet.WriterOption {
 	return []parquet.WriterOption{
 		parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}),
-		parquet.MaxRowsPerRowGroup(RowGroupRows),
+		parquet.MaxRowsPerRowGroup(int64(rowGroupRows)),
 		// Version 1 data pages: the ones every reader (Spark, older
 		// pyarrow, DuckDB) takes; parquet-go's default v2 pages have been
 		// reported to trip Spark.
