@@ -71,7 +71,12 @@ func saveState(ctx context.Context, st Store, k Kind, partition int32, s partiti
 // recoverState loads a partition's state and undoes a flush that a crash
 // left pending: its files are deleted (those that exist) and the state is
 // saved without it, so that the range is archived again, once.
+// A local store's temporary files that a crash left beside them go too.
 func recoverState(ctx context.Context, st Store, k Kind, partition int32) (partitionState, int, error) {
+	tc, cleans := st.(tempCleaner)
+	if cleans {
+		tc.cleanTemp(stateKey(k, partition))
+	}
 	s, _, err := loadState(ctx, st, k, partition)
 	if err != nil || s.Pending == nil {
 		return s, 0, err
@@ -80,6 +85,9 @@ func recoverState(ctx context.Context, st Store, k Kind, partition int32) (parti
 	for _, key := range s.Pending.Files {
 		if err := st.Delete(ctx, key); err != nil {
 			return s, 0, err
+		}
+		if cleans {
+			tc.cleanTemp(key)
 		}
 	}
 	s.Pending = nil

@@ -123,6 +123,20 @@ func (s *dirStore) Put(_ context.Context, key string, body []byte) (err error) {
 	return syncDir(dir)
 }
 
+// cleanTemp removes what a crash inside Put(key) left: temporary files
+// beside key. Recovery calls it for the keys of a pending flush and for
+// the state file (tempCleaner).
+func (s *dirStore) cleanTemp(key string) {
+	dst := s.path(key)
+	m, _ := filepath.Glob(filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*"))
+	for _, p := range m {
+		os.Remove(p)
+	}
+}
+
+// tempCleaner is a Store whose Put can leave temporary objects behind.
+type tempCleaner interface{ cleanTemp(key string) }
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

@@ -164,7 +164,33 @@ func TestArchiveKill9ExactlyOnce(t *testing.T) {
 		}
 		obj.Close()
 	}
+	// No temporary file is left beside a data file: recovery removes what
+	// a kill inside a write left (a flush cut short at its last write,
+	// before its state was committed, can leave none behind either).
+	temps, _ := filepath.Glob(filepath.Join(dir, "events", "*", "*", ".*.tmp-*"))
+	if len(temps) > 0 {
+		t.Fatalf("temporary files left after the clean run: %v", temps)
+	}
 	t.Logf("%d kills landed inside a flush; %d events in %d files", inFlush, len(rows), len(keys))
+}
+
+// TestArchiveBadLocation: an archive directory that cannot be made is a
+// clear error at start, not at the first flush.
+func TestArchiveBadLocation(t *testing.T) {
+	k := testkafka.Start(t, 1)
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startEddy(t, nil, archiveArgs(k, filepath.Join(file, "archive"), freeAddr(t))...)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("eddy archive did not stop on an unusable archive directory")
+	}
+	if p.err == nil || !strings.Contains(p.out.String(), "not a directory") {
+		t.Fatalf("exit %v, output:\n%s", p.err, p.out.String())
+	}
 }
 
 // TestArchiveReadByPyarrowAndDuckDB archives a stream with `eddy archive`
