@@ -47,10 +47,15 @@ var schemaHeaders = []kgo.RecordHeader{{Key: event.SchemaHeader, Value: []byte(e
 
 func (s *KafkaSink) Send(ctx context.Context, events []event.Event) error {
 	now := time.Now()
+	// A record handed to the producer is delivered even if ctx ends (an
+	// interrupted import): franz-go fails the buffered records of a
+	// cancelled context, which lost the tail of an interrupted run.
+	// Publish stops between batches instead.
+	pctx := context.WithoutCancel(ctx)
 	for i := range events {
 		e := &events[i]
 		r := &kgo.Record{Topic: s.topic, Key: []byte(e.UserID), Value: e.AppendJSON(nil), Timestamp: now, Headers: schemaHeaders}
-		s.cl.Produce(ctx, r, s.done)
+		s.cl.Produce(pctx, r, s.done)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

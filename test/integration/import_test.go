@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/eddyrec/eddy/connectors/movielens/movielenstest"
 	"github.com/eddyrec/eddy/internal/testkafka"
+	"github.com/eddyrec/eddy/stream"
 )
 
 // TestImportMovieLensTwiceThroughUp imports ml-100k into a running
@@ -90,4 +92,71 @@ func TestImportMovieLensTwiceThroughUp(t *testing.T) {
 	if err := p.stop(t, syscall.SIGTERM, 60*time.Second); err != nil {
 		t.Fatalf("clean stop: %v", err)
 	}
+}
+
+// TestImportInterruptedThenCompleted imports the 3M Globo clicks to Kafka,
+// stops the import with SIGINT while it publishes, and runs it again: the
+// first run prints a summary of what it sent and exits non-zero, the
+// second sends only the rest, and the topic ends with every click once.
+func TestImportInterruptedThenCompleted(t *testing.T) {
+	if os.Getenv(testkafka.EnvBrokers) != "" {
+		t.Skip("runs on its own embedded broker")
+	}
+	if testing.Short() {
+		t.Skip("imports 3M clicks")
+	}
+	globo := filepath.Join(filepath.Dir(movielenstest.Dir(t, "ml-100k")), "globo-g1-clicks", "clicks")
+	dir := t.TempDir()
+	brokerAddr := freeAddr(t)
+	broker := startEddy(t, nil, "broker", "--data-dir", dir, "--embedded-broker-addr", brokerAddr, "--partitions", "3")
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(broker.out.String(), "broker ready") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	args := []string{"import", "csv", "--data-dir", dir, "--embedded-broker-addr", brokerAddr, "--partitions", "3",
+		"--type", "click", "--ts-unit", "ms", "--json",
+		"--columns", "user_id=user_id,item_id=click_article_id,ts=click_timestamp,context.device=click_deviceGroup", globo}
+	p := startEddy(t, nil, args...)
+	deadline = time.Now().Add(120 * time.Second)
+	for !strings.Contains(p.out.String(), "events/s") {
+		if time.Now().After(deadline) {
+			t.Fatal("the import never started publishing")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	err := p.stop(t, syscall.SIGINT, 60*time.Second)
+	out := p.out.String()
+	if err == nil || !strings.Contains(out, "import interrupted after") {
+		t.Fatalf("interrupted import: exit %v, output:\n%s", err, out)
+	}
+	var first map[string]any
+	for _, l := range lines(out) {
+		if strings.HasPrefix(l, "{") {
+			_ = json.Unmarshal([]byte(l), &first)
+		}
+	}
+	sent, _ := first["sent"].(float64)
+	if first["interrupted"] != true || sent <= 0 || sent >= 2_988_181 || first["accepted"].(float64) != sent {
+		t.Fatalf("interrupted summary %v", first)
+	}
+	stdout, _ := runEddy(t, 300*time.Second, args...)
+	var second map[string]any
+	if err := json.Unmarshal([]byte(lines(stdout)[len(lines(stdout))-1]), &second); err != nil {
+		t.Fatalf("second summary: %v\n%s", err, stdout)
+	}
+	if second["resumed"].(float64) != sent || second["sent"].(float64) != 2_988_181 || second["accepted"].(float64) != 2_988_181-sent {
+		t.Fatalf("second run %v after %v sent", second, sent)
+	}
+	stdout, _ = runEddy(t, 60*time.Second, "topics", "list", "--json", "--embedded-broker-addr", brokerAddr)
+	var topics []stream.TopicInfo
+	if err := json.Unmarshal([]byte(stdout), &topics); err != nil {
+		t.Fatalf("topics list --json: %v: %s", err, stdout)
+	}
+	for _, tp := range topics {
+		if tp.Name == "eddy.events" && tp.Records != 2_988_181 {
+			t.Fatalf("eddy.events holds %d records, want every click once (2988181)", tp.Records)
+		}
+	}
+	t.Logf("interrupted after %v of 2988181; the re-run sent the rest", sent)
 }
