@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -102,35 +101,15 @@ func startArchive(ctx context.Context, kf *kafkaFlags, af *archiveRoleFlags, srv
 	if err != nil {
 		return nil, err
 	}
-	var mu sync.Mutex
-	var runErr error
+	log.Info("archive role", "store", st.String(), "flush_rows", cfg.FlushRows, "flush_bytes", cfg.FlushBytes, "flush_age", cfg.FlushAge)
+	bg := startBackground(ctx, "archive", role.Run, log, onFail)
 	srv.AddReadiness("archive", func(context.Context) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if runErr != nil {
-			return runErr
+		if err := bg.failed(); err != nil {
+			return err
 		}
 		return role.Ready()
 	})
-	log.Info("archive role", "store", st.String(), "flush_rows", cfg.FlushRows, "flush_bytes", cfg.FlushBytes, "flush_age", cfg.FlushAge)
-	rctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		err := role.Run(rctx)
-		if err != nil && rctx.Err() == nil {
-			log.Error("archive role stopped", "err", err)
-			mu.Lock()
-			runErr = fmt.Errorf("archive role failed: %w", err)
-			mu.Unlock()
-			if onFail != nil {
-				onFail(err)
-			}
-		}
-	})
-	return func() {
-		cancel()
-		wg.Wait()
-	}, nil
+	return bg.stop, nil
 }
 
 func newArchiveCommand() *ffcli.Command {

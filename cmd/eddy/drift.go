@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -340,39 +339,18 @@ func startDriftWith(ctx context.Context, kf *kafkaFlags, cfg driftSettings, srv 
 	if err != nil {
 		return nil, err
 	}
-	var mu sync.Mutex
-	var runErr error
+	bg := startBackground(ctx, "drift", role.Run, log, onFail)
 	srv.AddReadiness("drift", func(context.Context) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if runErr != nil {
-			return runErr
+		if err := bg.failed(); err != nil {
+			return err
 		}
 		if !role.Ready() {
 			return errors.New("drift role not caught up")
 		}
 		return nil
 	})
-	rctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		err := role.Run(rctx)
-		if err == nil && rctx.Err() == nil {
-			err = errors.New("drift role stopped")
-		}
-		if err != nil && rctx.Err() == nil {
-			log.Error("drift role stopped", "err", err)
-			mu.Lock()
-			runErr = fmt.Errorf("drift role failed: %w", err)
-			mu.Unlock()
-			if onFail != nil {
-				onFail(err)
-			}
-		}
-	})
 	return func() {
-		cancel()
-		wg.Wait()
+		bg.stop()
 		if sink != nil {
 			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = sink.Close(cctx)

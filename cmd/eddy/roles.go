@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,4 +81,50 @@ func serveRoles(ctx context.Context, common *commonFlags, kf *kafkaFlags, httpAd
 		defer stop()
 	}
 	return srv.Serve(ctx, drain)
+}
+
+// backgroundRole runs one role's Run in a goroutine of its own. A Run that
+// ends before stop (with an error or without) is the role's failure:
+// failed reports it, for the role's readiness, and onFail, if set, hears
+// of it (a single-role command stops on it).
+type backgroundRole struct {
+	mu     sync.Mutex
+	err    error
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func startBackground(ctx context.Context, name string, run func(context.Context) error, log *slog.Logger, onFail func(error)) *backgroundRole {
+	b := &backgroundRole{}
+	rctx, cancel := context.WithCancel(ctx)
+	b.cancel = cancel
+	b.wg.Go(func() {
+		err := run(rctx)
+		if err == nil && rctx.Err() == nil {
+			err = errors.New(name + " role stopped")
+		}
+		if err != nil && rctx.Err() == nil {
+			log.Error(name+" role stopped", "err", err)
+			b.mu.Lock()
+			b.err = fmt.Errorf("%s role failed: %w", name, err)
+			b.mu.Unlock()
+			if onFail != nil {
+				onFail(err)
+			}
+		}
+	})
+	return b
+}
+
+// failed is the role's failure, or nil while it runs.
+func (b *backgroundRole) failed() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// stop ends the role's Run and waits for it.
+func (b *backgroundRole) stop() {
+	b.cancel()
+	b.wg.Wait()
 }

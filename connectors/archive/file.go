@@ -2,7 +2,9 @@ package archive
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/parquet-go/parquet-go"
@@ -44,6 +46,17 @@ func (m fileMeta) options() []parquet.WriterOption {
 		parquet.KeyValueMetadata(MetaFirstOffset, strconv.FormatInt(m.first, 10)),
 		parquet.KeyValueMetadata(MetaLastOffset, strconv.FormatInt(m.last, 10)),
 	}
+}
+
+// encodeSorted sorts rows by time, then offset (so that row-group ts
+// statistics are tight and ts deltas small), and encodes them.
+func encodeSorted[R any](rows []R, schema *parquet.Schema, m fileMeta, key func(*R) (ts, offset int64)) ([]byte, error) {
+	slices.SortFunc(rows, func(a, b R) int {
+		at, ao := key(&a)
+		bt, bo := key(&b)
+		return cmp.Or(cmp.Compare(at, bt), cmp.Compare(ao, bo))
+	})
+	return encodeFile(rows, schema, m)
 }
 
 // encodeFile writes rows as one Parquet file in memory.

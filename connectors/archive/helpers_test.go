@@ -152,23 +152,7 @@ func newRowGen(seed uint64) *rowGen {
 
 func (r *rowGen) next() EventRow {
 	r.g.Next(&r.e)
-	e := &r.e
-	row := EventRow{EventID: e.EventID, UserID: e.UserID, ItemID: e.ItemID, Type: e.Type.String(), Ts: e.Time.UnixMilli(), RecordTs: e.Time.UnixMilli()}
-	if e.HasValue {
-		v := e.Value
-		row.Value = &v
-	}
-	if e.HasDuration {
-		v := e.Duration
-		row.Duration = &v
-	}
-	if e.RequestID != "" {
-		s := e.RequestID
-		row.RequestID = &s
-	}
-	row.Context = map[string]string{}
-	for k, v := range e.Context {
-		row.Context[k] = v
-	}
+	row := eventRow(&r.e)
+	row.RecordTs = row.Ts
 	return row
 }

@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -490,13 +489,9 @@ func (r *Role) write(ctx context.Context, j *flushJob) error {
 		var err error
 		switch pb.kind {
 		case Events:
-			rows := j.events[h]
-			slices.SortFunc(rows, func(a, b EventRow) int { return cmp.Or(cmp.Compare(a.Ts, b.Ts), cmp.Compare(a.Offset, b.Offset)) })
-			body, err = encodeFile(rows, eventSchema, meta)
+			body, err = encodeSorted(j.events[h], eventSchema, meta, func(r *EventRow) (int64, int64) { return r.Ts, r.Offset })
 		case Recs:
-			rows := j.recs[h]
-			slices.SortFunc(rows, func(a, b RecsRow) int { return cmp.Or(cmp.Compare(a.Ts, b.Ts), cmp.Compare(a.Offset, b.Offset)) })
-			body, err = encodeFile(rows, recsSchema, meta)
+			body, err = encodeSorted(j.recs[h], recsSchema, meta, func(r *RecsRow) (int64, int64) { return r.Ts, r.Offset })
 		}
 		if err != nil {
 			return err

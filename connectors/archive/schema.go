@@ -2,6 +2,7 @@ package archive
 
 import (
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
@@ -127,16 +128,20 @@ func (d *rowDecoder) event(r *kgo.Record) (EventRow, error) {
 	if err := event.DecodeInto(&d.ev, r.Value, d.opts); err != nil {
 		return EventRow{}, err
 	}
-	e := &d.ev
+	row := eventRow(&d.ev)
+	row.Partition, row.Offset, row.RecordTs = r.Partition, r.Offset, r.Timestamp.UnixMilli()
+	return row, nil
+}
+
+// eventRow is e as a row, without the Kafka columns; the row owns its
+// optional values and its context map.
+func eventRow(e *event.Event) EventRow {
 	row := EventRow{
-		EventID:   e.EventID,
-		UserID:    e.UserID,
-		ItemID:    e.ItemID,
-		Type:      e.Type.String(),
-		Ts:        e.Time.UnixMilli(),
-		Partition: r.Partition,
-		Offset:    r.Offset,
-		RecordTs:  r.Timestamp.UnixMilli(),
+		EventID: e.EventID,
+		UserID:  e.UserID,
+		ItemID:  e.ItemID,
+		Type:    e.Type.String(),
+		Ts:      e.Time.UnixMilli(),
 	}
 	if e.HasValue {
 		v := e.Value
@@ -151,12 +156,9 @@ func (d *rowDecoder) event(r *kgo.Record) (EventRow, error) {
 		row.RequestID = &s
 	}
 	if len(e.Context) > 0 {
-		row.Context = make(map[string]string, len(e.Context))
-		for k, v := range e.Context {
-			row.Context[k] = v
-		}
+		row.Context = maps.Clone(e.Context)
 	}
-	return row, nil
+	return row
 }
 
 // served decodes r into a RecsRow.
