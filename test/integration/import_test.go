@@ -26,6 +26,9 @@ func TestImportMovieLensTwiceThroughUp(t *testing.T) {
 	if os.Getenv(testkafka.EnvBrokers) != "" {
 		t.Skip("runs eddy up on its embedded broker")
 	}
+	if testing.Short() {
+		t.Skip("imports ml-100k through eddy up twice")
+	}
 	ml := movielenstest.Dir(t, "ml-100k")
 	dir := t.TempDir()
 	httpAddr, brokerAddr := freeAddr(t), freeAddr(t)
