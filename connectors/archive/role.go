@@ -178,6 +178,18 @@ func (r *Role) assigned(ctx context.Context, offsets map[string]map[int32]kgo.Of
 			tp := topicPartition{topic, p}
 			if starts == nil {
 				starts, _ = r.adm.ListStartOffsets(ctx, topic)
+				ends, _ := r.adm.ListEndOffsets(ctx, topic)
+				ends.Each(func(o kadm.ListedOffset) {
+					if s, _, err := loadState(ctx, r.store, k, o.Partition); err == nil && o.Err == nil && o.Offset < s.Next {
+						// The archive is ahead of the log: the topic was
+						// recreated or the broker's log wiped. Offsets below
+						// the archived position would reuse file names, so
+						// they are skipped, loudly.
+						r.m.gap.WithLabelValues(string(k)).Add(float64(s.Next - o.Offset))
+						r.log.Error("archive: the topic ends before what is archived (recreated topic or wiped broker); its records up to the archived position are not archived",
+							"kind", k, "partition", o.Partition, "log_end", o.Offset, "archived_next", s.Next)
+					}
+				})
 			}
 			if o, ok := starts.Lookup(topic, p); ok && o.Err == nil && o.Offset > st.Next {
 				r.m.gap.WithLabelValues(string(k)).Add(float64(o.Offset - st.Next))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eddyrec/eddy/internal/testkafka"
@@ -124,5 +125,29 @@ func TestRoleSkipsInvalidRecordsAndCoversTheirOffsets(t *testing.T) {
 	s, _, err := loadState(context.Background(), st, Events, 0)
 	if err != nil || s.Next != 203 || s.Rows != 200 {
 		t.Fatalf("state %+v %v: want next 203 (every offset covered) and 200 rows", s, err)
+	}
+}
+
+// TestRoleLogBehindArchive: an archive ahead of its topic (the topic
+// recreated, the broker's log wiped) is counted as a gap, not silently
+// skipped.
+func TestRoleLogBehindArchive(t *testing.T) {
+	k := testkafka.Start(t, 1)
+	st, err := OpenStore(context.Background(), t.TempDir(), S3Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := saveState(context.Background(), st, Events, 0, partitionState{Next: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	produceSynthetic(t, k, 4, 10)
+	r, stop := runRole(t, k, st, testConfig())
+	deadline := time.Now().Add(20 * time.Second)
+	for testutil.ToFloat64(r.m.gap.WithLabelValues("events")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	if got := testutil.ToFloat64(r.m.gap.WithLabelValues("events")); got != 990 {
+		t.Fatalf("gap %v, want 990 (archived up to 1000, the log ends at 10)", got)
 	}
 }
