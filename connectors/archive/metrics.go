@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		buffered: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eddy_archive_buffered_records",
 			Help: "Records read but not yet in a file."}, kind),
 		gap: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eddy_archive_retention_gap_records_total",
-			Help: "Offsets deleted by the topic's retention before they were archived."}, kind),
+			Help: "Offsets never archived: deleted by the topic's retention first, or below the archived position of a recreated topic or wiped broker."}, kind),
 		recovered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eddy_archive_recovered_flushes_total",
 			Help: "Flushes a crash left half-written, undone at start and archived again."}, kind),
 	}
