@@ -2,71 +2,24 @@ package archive
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/eddyrec/eddy/internal/testkafka"
+	"github.com/eddyrec/eddy/internal/testmoto"
 )
 
-// startMoto runs moto's S3-compatible server (pip install 'moto[server]')
-// on a free loopback port and returns its endpoint. Without it the test
-// skips, or fails under EDDY_REQUIRE_REAL_PEERS=1 (CI).
-func startMoto(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("moto_server")
-	if err != nil {
-		msg := "moto_server not found (pip install 'moto[server]')"
-		if os.Getenv("EDDY_REQUIRE_REAL_PEERS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip("SKIPPED: " + msg)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	endpoint := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + endpoint + "/")
-		if err == nil {
-			resp.Body.Close()
-			return endpoint
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not answer on %s: %v", endpoint, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func TestS3ArchiveExactlyOnce(t *testing.T) {
-	endpoint := startMoto(t)
+	endpoint := testmoto.Start(t, "")
 	ctx := context.Background()
-	opts := S3Options{Endpoint: endpoint, Insecure: true, Region: "us-east-1", AccessKey: "test", SecretKey: "test"}
-	mc, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4("test", "test", ""), Region: "us-east-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	opts := S3Options{Endpoint: endpoint, Insecure: true, Region: testmoto.Region, AccessKey: "test", SecretKey: "test"}
+	mc := testmoto.Client(t, endpoint)
 	if _, err := OpenStore(ctx, "s3://eddy-test/archive", opts); err == nil {
 		t.Fatal("a missing bucket must be an error at start")
 	}
-	if err := mc.MakeBucket(ctx, "eddy-test", minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {
+	if err := mc.MakeBucket(ctx, "eddy-test", minio.MakeBucketOptions{Region: testmoto.Region}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := OpenStore(ctx, "s3://eddy-test/archive", opts)
