@@ -67,8 +67,8 @@ func (f *archiveRoleFlags) register(fs *flag.FlagSet, prefix string) {
 	fs.StringVar(&f.cfg.Group, prefix+"archive-group", f.cfg.Group, "consumer group of the archive role's instances")
 	fs.StringVar(&f.cfg.InstanceID, prefix+"archive-instance-id", "", "static group member id (KIP-345): a restart takes its partitions back at once; unique per instance")
 	fs.IntVar(&f.cfg.FlushRows, prefix+"archive-flush-rows", f.cfg.FlushRows, "write a partition's buffer once it holds this many records")
-	fs.Int64Var(&f.cfg.FlushBytes, prefix+"archive-flush-bytes", f.cfg.FlushBytes, "... or this many bytes of record values")
-	fs.DurationVar(&f.cfg.FlushAge, prefix+"archive-flush-age", f.cfg.FlushAge, "... or when its oldest record was read this long ago")
+	fs.Int64Var(&f.cfg.FlushBytes, prefix+"archive-flush-bytes", f.cfg.FlushBytes, "write a partition's buffer once it holds this many bytes of record values")
+	fs.DurationVar(&f.cfg.FlushAge, prefix+"archive-flush-age", f.cfg.FlushAge, "write a partition's buffer once its oldest record was read this long ago")
 }
 
 func (f *archiveRoleFlags) config(kf *kafkaFlags) (archive.Config, error) {
