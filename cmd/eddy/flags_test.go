@@ -109,6 +109,19 @@ func TestRunExitCodes(t *testing.T) {
 		{[]string{"ingest", "--no-such-flag"}, 2},
 		{[]string{"gen", "--count", "1", "--to", "ftp://x"}, 2},
 		{[]string{"gen", "--drift-at", "5", "--drift-kind", "sideways"}, 2},
+		{[]string{"archive", "--archive-flush-rows", "0"}, 2},
+		{[]string{"archive", "--archive-flush-age", "1ms"}, 2},
+		{[]string{"archive", "stray"}, 2},
+		{[]string{"archive", "scan", "--kind", "clicks"}, 2},
+		{[]string{"archive", "scan", "--from", "yesterday"}, 2},
+		{[]string{"archive", "scan", "--archive-dir", "a", "--archive-url", "s3://b/c"}, 2},
+		{[]string{"import", "movielens"}, 2},
+		{[]string{"import", "movielens", "--to", "ftp://x", "dir"}, 2},
+		{[]string{"import", "movielens", "--batch", "0", "dir"}, 2},
+		{[]string{"import", "movielens", "--time-compress", "0.5", "dir"}, 2},
+		{[]string{"import", "csv", "--columns", "user_id=u", "f.csv"}, 2},
+		{[]string{"import", "csv", "--columns", "user_id=u,item_id=i,ts=t", "--type", "poke", "f.csv"}, 2},
+		{[]string{"import", "csv", "--columns", "user_id=u,item_id=i,ts=t", "--comma", ";;", "f.csv"}, 2},
 	} {
 		if got := run(tt.args); got != tt.want {
 			t.Errorf("eddy %s: exit %d, want %d", strings.Join(tt.args, " "), got, tt.want)
