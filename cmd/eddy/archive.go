@@ -152,7 +152,9 @@ too. 'eddy archive scan' reads the archive back.`,
 			if len(args) > 0 {
 				return usageError{fmt.Errorf("unknown argument %q (subcommand: scan)", args[0])}
 			}
-			return serveRoles(ctx, &common, kf, *httpAddr, *drain, nil,
+			// The flags are checked before a broker is started.
+			validate := func() error { _, err := af.config(kf); return err }
+			return serveRoles(ctx, &common, kf, *httpAddr, *drain, validate,
 				func(ctx context.Context, srv *httpserver.Server, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
 					return startArchive(ctx, kf, &af, srv, reg, log, nil)
 				})
