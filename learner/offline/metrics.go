@@ -1,0 +1,160 @@
+package offline
+
+import (
+	"math"
+	"slices"
+	"sort"
+
+	"github.com/eddyrec/eddy/learner"
+)
+
+// Scorer scores every item for a user: dst[i] is item i's score (reusing
+// dst's storage). Items it cannot score get -Inf.
+type Scorer interface {
+	Scores(u int32, dst []float32) []float32
+}
+
+// Metrics are a model's quality on a split.
+type Metrics struct {
+	HR       float64 `json:"hr_at_10"`
+	NDCG     float64 `json:"ndcg_at_10"`
+	Recall   float64 `json:"recall_at_20"`
+	Coverage float64 `json:"coverage"`
+	Cases    int     `json:"cases"`
+}
+
+// evaluate ranks every case with sc: for the full-ranking protocols the
+// whole catalogue minus the user's training items, for the sampled one the
+// case's candidates. A target's position is the number of other eligible
+// items scoring at least as high (ties count against it, so a model that
+// scores everything alike earns nothing) plus the targets scoring higher;
+// a target scored -Inf or NaN is a miss. Coverage is the share of the
+// items (the number with training data) that some top-K list holds.
+func evaluate(sp *Split, sc Scorer, k, recallK, items int) Metrics {
+	var m Metrics
+	var scores []float32
+	list := make([]learner.Scored, 0, k)
+	recommended := map[int32]bool{}
+	ninf := float32(math.Inf(-1))
+	var cand []float32
+	for _, c := range sp.Cases {
+		scores = sc.Scores(c.User, scores)
+		var pos []int
+		if c.Candidates != nil {
+			cand = cand[:0]
+			for _, i := range c.Candidates[1:] {
+				cand = append(cand, scores[i])
+			}
+			pos = positions(scores, c.Targets, cand)
+			list = list[:0]
+			for _, i := range c.Candidates {
+				list = append(list, learner.Scored{Item: i, Score: scores[i]})
+			}
+			slices.SortStableFunc(list, func(a, b learner.Scored) int {
+				if a.Score > b.Score {
+					return -1
+				} else if a.Score < b.Score {
+					return 1
+				}
+				return 0
+			})
+			list = list[:min(k, len(list))]
+		} else {
+			for _, i := range sp.Seen[c.User] {
+				scores[i] = ninf
+			}
+			tscores := make([]float32, len(c.Targets))
+			for j, i := range c.Targets {
+				tscores[j] = scores[i]
+				scores[i] = ninf // the others are the targets' competitors
+			}
+			pos = positions(tscores, nil, scores)
+			for j, i := range c.Targets {
+				scores[i] = tscores[j]
+			}
+			list = learner.TopK(scores, k, nil, list)
+		}
+		for _, s := range list {
+			recommended[s.Item] = true
+		}
+		var dcg, hits10, hits20 float64
+		for _, p := range pos {
+			if p < k {
+				hits10++
+				dcg += 1 / math.Log2(float64(p)+2)
+			}
+			if p < recallK {
+				hits20++
+			}
+		}
+		var idcg float64
+		for p := range min(len(c.Targets), k) {
+			idcg += 1 / math.Log2(float64(p)+2)
+		}
+		if hits10 > 0 {
+			m.HR++
+		}
+		m.NDCG += dcg / idcg
+		m.Recall += hits20 / float64(len(c.Targets))
+		m.Cases++
+	}
+	if m.Cases > 0 {
+		n := float64(m.Cases)
+		m.HR, m.NDCG, m.Recall = m.HR/n, m.NDCG/n, m.Recall/n
+	}
+	if items > 0 {
+		m.Coverage = float64(len(recommended)) / float64(items)
+	}
+	return m
+}
+
+// positions returns each target's 0-based position among the competitors
+// (scores of the other eligible items; -Inf ones are not eligible). With
+// targetsAt non-nil, the targets' scores are scores[targetsAt[j]];
+// otherwise scores holds them directly. The cost is one pass over the
+// competitors with a binary search among the targets.
+func positions(scores []float32, targetsAt []int32, competitors []float32) []int {
+	m := len(scores)
+	if targetsAt != nil {
+		m = len(targetsAt)
+	}
+	type ts struct {
+		s float32
+		j int
+	}
+	asc := make([]ts, m)
+	for j := range m {
+		s := scores[j]
+		if targetsAt != nil {
+			s = scores[targetsAt[j]]
+		}
+		asc[j] = ts{s, j}
+	}
+	sort.SliceStable(asc, func(a, b int) bool { return asc[a].s < asc[b].s })
+	add := make([]int, m+1)
+	for _, v := range competitors {
+		if v < -3.4e38 || v != v {
+			continue
+		}
+		// Targets with a score ≤ v are beaten (or tied) by this item: they
+		// are asc[0:n].
+		n := sort.Search(m, func(j int) bool { return asc[j].s > v })
+		if n > 0 {
+			add[n-1]++
+		}
+	}
+	pos := make([]int, m)
+	above := 0
+	for j := m - 1; j >= 0; j-- {
+		above += add[j]
+		s := asc[j].s
+		if s < -3.4e38 || s != s {
+			pos[asc[j].j] = math.MaxInt32
+			continue
+		}
+		// Targets above this one in asc order outrank it (ties among
+		// targets are broken by order: they cannot both be first).
+		pos[asc[j].j] = above + (m - 1 - j)
+	}
+	return pos
+}
