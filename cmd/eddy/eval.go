@@ -8,21 +8,19 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
-	"github.com/eddyrec/eddy/connectors/movielens"
 	"github.com/eddyrec/eddy/event"
-	"github.com/eddyrec/eddy/internal/synth"
+	"github.com/eddyrec/eddy/internal/datasets"
 	"github.com/eddyrec/eddy/learner/prequential"
 )
 
 // newEvalCommand is `eddy eval`, the home of the built-in evaluations.
 func newEvalCommand() *ffcli.Command {
 	return newGroupCommand("eval", "eddy eval <subcommand> [flags]", "evaluate the models on a dataset",
-		newEvalPrequentialCommand(), newEvalDriftCommand())
+		newEvalPrequentialCommand(), newEvalOfflineCommand(), newEvalDriftCommand())
 }
 
 // prequentialFlags are the flags of `eddy eval prequential`.
@@ -179,81 +177,23 @@ func writeFile(path string, fn func(io.Writer) error) (err error) {
 
 // loadDataset resolves --dataset into a time-ordered event slice, a short
 // name for titles and, for a synthetic stream with drift, the index of the
-// first drifted event (0 otherwise).
+// first drifted event (0 otherwise). Prequential replays keep the dataset
+// as given, so only movielens and synthetic specs apply.
 func loadDataset(spec string, events int, log *slog.Logger) ([]event.Event, string, int, error) {
-	kind, opts, _ := strings.Cut(spec, ":")
-	switch kind {
-	case "movielens":
-		if opts == "" {
-			return nil, "", 0, usageError{errors.New("--dataset movielens:DIR: the directory is missing")}
-		}
-		rs, err := movielens.ReadDir(opts)
-		if err != nil {
-			return nil, "", 0, err
-		}
-		log.Info("eval prequential: dataset", "dataset", spec, "ratings", len(rs))
-		return movielens.Events(rs), "movielens " + lastElem(opts), 0, nil
-	case "synthetic":
-		cfg, n, err := synthConfig(opts, events)
-		if err != nil {
-			return nil, "", 0, usageError{fmt.Errorf("--dataset %s: %w", spec, err)}
-		}
-		g, err := synth.New(cfg)
-		if err != nil {
-			return nil, "", 0, usageError{fmt.Errorf("--dataset %s: %w", spec, err)}
-		}
-		out := make([]event.Event, n)
-		shift := 0
-		for i := range out {
-			g.Next(&out[i])
-			if shift == 0 && g.Drifted() {
-				shift = i // the generator drifts before emitting event i
-			}
-		}
-		name := "synthetic"
-		if cfg.DriftKind != synth.DriftNone {
-			if shift == 0 {
-				return nil, "", 0, usageError{fmt.Errorf("--dataset %s: the drift point lies beyond the %d events", spec, n)}
-			}
-			name = fmt.Sprintf("synthetic, %s drift at event %d", cfg.DriftKind, shift)
-		}
-		log.Info("eval prequential: dataset", "dataset", spec, "events", n, "drift_at_event", shift)
-		return out, name, shift, nil
-	case "":
-		return nil, "", 0, usageError{errors.New("--dataset is required (movielens:DIR or synthetic[:options])")}
+	if kind, _, _ := strings.Cut(spec, ":"); kind != "" && kind != "movielens" && kind != "synthetic" {
+		return nil, "", 0, usageError{fmt.Errorf("--dataset %q: want movielens:DIR or synthetic[:options]", spec)}
 	}
-	return nil, "", 0, usageError{fmt.Errorf("--dataset %q: want movielens:DIR or synthetic[:options]", spec)}
+	ds, err := datasets.Load(spec, datasets.Options{Events: events}, log)
+	if err != nil {
+		return nil, "", 0, datasetError(err)
+	}
+	return ds.Events, ds.Name, ds.DriftAt, nil
 }
 
-// synthConfig splits the eval-only key events=N out of the generator
-// options and parses the rest with synth.ParseSpec.
-func synthConfig(opts string, events int) (synth.Config, int, error) {
-	var rest []string
-	for part := range strings.SplitSeq(opts, ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		if strings.TrimSpace(k) == "events" {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil {
-				return synth.Config{}, 0, fmt.Errorf("events=%q: not an integer", v)
-			}
-			events = n
-			continue
-		}
-		if strings.TrimSpace(part) != "" {
-			rest = append(rest, part)
-		}
+// datasetError makes a malformed spec a usage error (exit 2).
+func datasetError(err error) error {
+	if errors.Is(err, datasets.ErrSpec) {
+		return usageError{err}
 	}
-	if events < 1 || events > 50_000_000 {
-		return synth.Config{}, 0, fmt.Errorf("events %d: want 1–50,000,000", events)
-	}
-	cfg, err := synth.ParseSpec(strings.Join(rest, ","))
-	return cfg, events, err
-}
-
-func lastElem(path string) string {
-	path = strings.TrimRight(path, "/")
-	if i := strings.LastIndexByte(path, '/'); i >= 0 {
-		return path[i+1:]
-	}
-	return path
+	return err
 }

@@ -201,3 +201,32 @@ func TestEvalCommandParses(t *testing.T) {
 		t.Errorf("--k parsed as %s", v)
 	}
 }
+
+// TestEvalOfflineJSON runs eddy eval offline on a synthetic stream and
+// checks the JSON shape: one object per model with the metrics.
+func TestEvalOfflineJSON(t *testing.T) {
+	var out bytes.Buffer
+	p := &offlineFlags{}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	p.register(fs)
+	if err := fs.Parse([]string{"--dataset", "synthetic:users=1000,items=300,dim=4,explore=0.7,zipf-s=0.8,popularity-weight=0.5,affinity-weight=3,events=30000", "--json", "--dim", "16", "--epochs", "4"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := runEvalOffline(context.Background(), p, &out, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]map[string]any
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, m := range []string{"ials", "online_mf", "popularity"} {
+		for _, k := range []string{"hr_at_10", "ndcg_at_10", "recall_at_20", "coverage", "train_seconds"} {
+			if _, ok := got[m][k].(float64); !ok {
+				t.Fatalf("%s.%s missing in %s", m, k, out.String())
+			}
+		}
+	}
+	if got["ials"]["hr_at_10"].(float64) <= got["popularity"]["hr_at_10"].(float64) {
+		t.Fatalf("ials does not beat popularity on a stream with taste: %s", out.String())
+	}
+}

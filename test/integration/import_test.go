@@ -95,6 +95,7 @@ func TestImportMovieLensTwiceThroughUp(t *testing.T) {
 	if err := p.stop(t, syscall.SIGTERM, 60*time.Second); err != nil {
 		t.Fatalf("clean stop: %v", err)
 	}
+	checkTrainFromArchive(t, dir, ml)
 }
 
 // TestImportInterruptedThenCompleted imports the 3M Globo clicks to Kafka,
