@@ -33,9 +33,10 @@ unit:
 	$(GO) test -count=1 ./...
 
 # -short: the dataset-sized tests already ran without -race in unit.
-# The scorer again without GOEXPERIMENT=simd: the portable kernel must stay correct.
+# The scorer and the batch trainer again without GOEXPERIMENT=simd: the
+# portable kernels must stay correct.
 portable:
-	GOEXPERIMENT= $(GO) test -count=1 ./scorer/...
+	GOEXPERIMENT= $(GO) test -count=1 ./scorer/... ./learner/ials/
 
 race:
 	$(GO) test -race -short -count=1 $(RACE_PKGS)
@@ -44,7 +45,7 @@ integration-real:
 	bash scripts/integration.sh
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./event/ ./drift/ ./internal/recs/ ./internal/synth/
+	$(GO) test -run '^$$' -bench . -benchmem ./event/ ./drift/ ./internal/recs/ ./internal/synth/ ./learner/ials/
 
 clean:
 	rm -rf bin

@@ -44,7 +44,7 @@ func WriteText(w io.Writer, r *Result) error {
 	}
 	if r.IALSSummary != nil {
 		c := r.IALS
-		fmt.Fprintf(w, "ials: dim %d, %d epochs, reg %g, reg exponent %g, unobserved weight %g, init scale %g, %d CG steps, %d threads, %s kernels\n",
+		fmt.Fprintf(w, "ials: dim %d, %d epochs, reg %.4g, reg exponent %.4g, unobserved weight %.4g, init scale %.4g, %d CG steps, %d threads, %s kernels\n",
 			c.Dim, c.Epochs, c.Reg, c.RegExponent, c.UnobservedWeight, c.InitScale, c.CGSteps, r.IALSSummary.Threads, r.IALSSummary.Kernel)
 	}
 	if len(r.ValidationCurve) > 0 {
@@ -68,7 +68,7 @@ func WriteSweep(w io.Writer, s *SweepResult) error {
 			mark = "best"
 		}
 		c := p.Config
-		fmt.Fprintf(tw, "%d\t%d\t%g\t%g\t%g\t%.4f\t%.4f\t%.2f\t%s\t\n", c.Dim, c.Epochs, c.Reg, c.UnobservedWeight, c.RegExponent,
+		fmt.Fprintf(tw, "%d\t%d\t%.4g\t%.4g\t%.4g\t%.4f\t%.4f\t%.2f\t%s\t\n", c.Dim, c.Epochs, c.Reg, c.UnobservedWeight, c.RegExponent,
 			p.Metrics.HR, p.Metrics.NDCG, p.Seconds, mark)
 	}
 	if err := tw.Flush(); err != nil {
