@@ -74,9 +74,7 @@ func (p *prequentialFlags) config() (prequential.Config, error) {
 	cfg.FrozenFrac, cfg.PopHalfLife, cfg.Candidates = p.frozenFrac, p.popHalfLife, p.candidates
 	cfg.RecoveryTail = p.tail
 	if p.models != "" {
-		for m := range strings.SplitSeq(p.models, ",") {
-			cfg.Models = append(cfg.Models, strings.TrimSpace(m))
-		}
+		cfg.Models = commaList(p.models)
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError{err}

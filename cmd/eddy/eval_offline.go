@@ -61,9 +61,7 @@ func (p *offlineFlags) config() (offline.Config, error) {
 	}
 	cfg.Seed = cfg.IALS.Seed
 	if p.models != "" {
-		for m := range strings.SplitSeq(p.models, ",") {
-			cfg.Models = append(cfg.Models, strings.TrimSpace(m))
-		}
+		cfg.Models = commaList(p.models)
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError{err}
@@ -105,8 +103,8 @@ prints the grid, and tests the best point. Progress goes to stderr. Example:
 		Options:   ffOptions(),
 		UsageFunc: usage,
 		Exec: func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return usageError{fmt.Errorf("unexpected argument %q", args[0])}
+			if err := noArgs(args); err != nil {
+				return err
 			}
 			log, err := common.logger()
 			if err != nil {

@@ -102,3 +102,20 @@ func writeFlags(w io.Writer, fs *flag.FlagSet) {
 		fmt.Fprintf(w, "  --%s  (default %s; %s)\n      %s\n", f.Name, def, envName(f.Name), f.Usage)
 	})
 }
+
+// noArgs rejects positional arguments of a command that takes none.
+func noArgs(args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", args[0])}
+	}
+	return nil
+}
+
+// commaList splits a comma-separated flag value, trimming each element.
+func commaList(s string) []string {
+	var out []string
+	for m := range strings.SplitSeq(s, ",") {
+		out = append(out, strings.TrimSpace(m))
+	}
+	return out
+}

@@ -101,8 +101,8 @@ sweep on your own data to tune --dim, --reg and --unobserved-weight.`,
 		Options:   ffOptions(),
 		UsageFunc: usage,
 		Exec: func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return usageError{fmt.Errorf("unexpected argument %q", args[0])}
+			if err := noArgs(args); err != nil {
+				return err
 			}
 			log, err := f.common.logger()
 			if err != nil {

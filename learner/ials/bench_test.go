@@ -63,7 +63,7 @@ func BenchmarkKernels(b *testing.B) {
 	}
 	v, out := y[:d], make([]float32, d)
 	g := make([]float32, d*d)
-	for name, k := range map[string]*kernels{"go": &portableKernels, "gonum": &gonumKernels, "simd": simdKernels} {
+	for name, k := range map[string]*kernels{"gonum": &gonumKernels, "simd": simdKernels} {
 		if k == nil {
 			continue
 		}

@@ -133,7 +133,7 @@ func TestConfigValidate(t *testing.T) {
 // the loss — no Gramian trick, no CG.
 func exactALS(t *testing.T, m *Matrix, cfg Config) *Factors {
 	t.Helper()
-	tr := &trainer{cfg: cfg, m: m, d: cfg.Dim, k: &portableKernels, threads: 1}
+	tr := &trainer{cfg: cfg, m: m, d: cfg.Dim, k: &gonumKernels, threads: 1}
 	f := tr.init()
 	d := cfg.Dim
 	solveSide := func(x, y []float32, a *CSR, others int) {
@@ -185,12 +185,12 @@ func exactALS(t *testing.T, m *Matrix, cfg Config) *Factors {
 // with the direct solve of the loss's normal equations.
 func TestCGMatchesExactALS(t *testing.T) {
 	m := randomMatrix(t, 30, 20, 0.2, 1)
-	for _, kern := range []string{"go", "simd"} {
+	for _, kern := range []string{"gonum", "simd"} {
 		t.Run(kern, func(t *testing.T) {
 			if kern == "simd" && simdKernels == nil {
 				t.Skip("SKIPPED: no SIMD kernels in this build or on this CPU")
 			}
-			forcePortable = kern == "go"
+			forcePortable = kern == "gonum"
 			defer func() { forcePortable = false }()
 			cfg := DefaultConfig()
 			cfg.Dim, cfg.Epochs, cfg.CGSteps, cfg.Reg, cfg.UnobservedWeight = 8, 3, 24, 0.05, 0.2
@@ -325,7 +325,7 @@ func TestKernelsAgree(t *testing.T) {
 			for _, tg := range [][]float32{nil, target} {
 				a, b := vec(d), make([]float32, d)
 				copy(b, a)
-				portableKernels.gather(y, d, idx, conf, tg, v, a, residual)
+				gonumKernels.gather(y, d, idx, conf, tg, v, a, residual)
 				simdKernels.gather(y, d, idx, conf, tg, v, b, residual)
 				if !near(a, b, 1e-4) {
 					t.Fatalf("gather d=%d residual=%v", d, residual)
@@ -334,9 +334,9 @@ func TestKernelsAgree(t *testing.T) {
 		}
 		simdKernels.gather(y, d, nil, nil, nil, v, make([]float32, d), false) // no entries
 		g := make([]float32, d*d)
-		portableKernels.gramAdd(y[:7*d], d, g)
+		gonumKernels.gramAdd(y[:7*d], d, g)
 		a, b := make([]float32, d), make([]float32, d)
-		portableKernels.symv(g, d, v, a)
+		gonumKernels.symv(g, d, v, a)
 		simdKernels.symv(g, d, v, b)
 		if !near(a, b, 1e-4) {
 			t.Fatalf("symv d=%d", d)
@@ -346,7 +346,7 @@ func TestKernelsAgree(t *testing.T) {
 		if !near(g, g2, 1e-4) {
 			t.Fatalf("gramAdd d=%d", d)
 		}
-		if x, z := portableKernels.dot(y[:d], v), simdKernels.dot(y[:d], v); math.Abs(float64(x-z)) > 1e-4 {
+		if x, z := gonumKernels.dot(y[:d], v), simdKernels.dot(y[:d], v); math.Abs(float64(x-z)) > 1e-4 {
 			t.Fatalf("dot d=%d: %v vs %v", d, x, z)
 		}
 	}
