@@ -3,7 +3,6 @@ package trainset
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"sort"
 	"time"
 
@@ -52,9 +51,7 @@ func NewBuilder(conf learner.Confidence) *Builder {
 // it did. Events without an id are always added.
 func (b *Builder) Add(ev *event.Event) bool {
 	if ev.EventID != "" {
-		h := fnv.New64a()
-		h.Write([]byte(ev.EventID))
-		k := h.Sum64()
+		k := fnv64a(ev.EventID)
 		if _, dup := b.ids[k]; dup {
 			b.s.Duplicates++
 			return false
@@ -71,6 +68,17 @@ func (b *Builder) Add(ev *event.Event) bool {
 	s.Positive = append(s.Positive, b.conf.Positive(ev))
 	s.Consumes = append(s.Consumes, ev.Type != event.Impression)
 	return true
+}
+
+// fnv64a is the 64-bit FNV-1a hash of s, inline so that hashing an id
+// allocates nothing (hash/fnv's hasher escapes to the heap).
+func fnv64a(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
 }
 
 // Set sorts the events by time (stably: events of the same millisecond

@@ -2,6 +2,7 @@ package trainset
 
 import (
 	"errors"
+	"hash/fnv"
 	"slices"
 	"testing"
 	"time"
@@ -59,5 +60,15 @@ func TestMatrixTooSmall(t *testing.T) {
 	}
 	if _, err := s.Matrix(func(t int) bool { return t < 9 }); !errors.Is(err, ErrTooSmall) {
 		t.Fatalf("9 positives: %v, want ErrTooSmall", err)
+	}
+}
+
+func TestFNVMatchesTheStandardLibrary(t *testing.T) {
+	for _, id := range []string{"", "e1", "imp-0123456789abcdef", "ünï"} {
+		h := fnv.New64a()
+		h.Write([]byte(id))
+		if got := fnv64a(id); got != h.Sum64() {
+			t.Fatalf("fnv64a(%q) = %x, hash/fnv %x", id, got, h.Sum64())
+		}
 	}
 }
