@@ -51,7 +51,7 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.dataset, "dataset", "", "train on a dataset instead of the archive: movielens:DIR, parquet:PATH, csv:PATH (with --columns) or synthetic[:...]")
 	f.csv.register(fs)
 	f.ials.register(fs)
-	fs.StringVar(&f.out, "out", "", "model snapshot to write (default <data-dir>/models/ials-<time>.snap)")
+	fs.StringVar(&f.out, "out", "", "write the model snapshot (Parquet) to this local file instead of <archive>/models/ials-<time>.parquet")
 	fs.IntVar(&f.seen, "seen-items", 100, "recently consumed item ids stored with each user (the scorer excludes them), as the online user stage keeps")
 	fs.BoolVar(&f.validate, "validate", false, "first train on a leave-last-out validation split and report its HR@10 after every epoch (one extra run)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the summary as JSON")
@@ -222,20 +222,14 @@ func runTrain(ctx context.Context, f *trainFlags, stdout io.Writer, log *slog.Lo
 	}
 	sum.Pairs, sum.Epochs, sum.Loss, sum.TrainSeconds = ts.Pairs, ts.Epochs, ts.Loss, ts.Seconds
 	sum.Kernel, sum.Threads, sum.MatrixBytes, sum.FactorBytes = ts.Kernel, ts.Threads, ts.MatrixBytes, ts.FactorBytes
-	out := f.out
-	if out == "" {
-		out = filepath.Join(f.dataDir, "models", "ials-"+now.UTC().Format("20060102T150405Z")+".snap")
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
 	meta := snapshot.Meta{Trainer: "ials", Dim: cfg.Dim, Users: m.Users, Items: m.Items, Pairs: m.NNZ(), Events: set.Len(),
 		FromTs: sum.From, ToTs: sum.To, Source: sum.Source, Loss: ts.Loss, Seconds: ts.Seconds,
 		Created: now.UTC().Format(time.RFC3339), Validate: sum.Validation,
 		Config: map[string]any{"dim": cfg.Dim, "epochs": cfg.Epochs, "reg": cfg.Reg, "reg_exponent": cfg.RegExponent,
 			"unobserved_weight": cfg.UnobservedWeight, "init_scale": cfg.InitScale, "cg_steps": cfg.CGSteps, "seed": cfg.Seed}}
-	if err := snapshot.Write(out, meta, snapshot.Rows(set, fac, f.seen, 0)); err != nil {
-		return fmt.Errorf("train: write %s: %w", out, err)
+	out, err := f.writeSnapshot(ctx, meta, snapshot.Rows(set, fac, f.seen, 0), now)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
 	}
 	sum.Snapshot, sum.Seconds = out, time.Since(start).Seconds()
 	log.Info("train: done", "snapshot", out, "users", sum.Users, "items", sum.Items, "pairs", sum.Pairs, "seconds", sum.Seconds)
@@ -260,6 +254,37 @@ func runTrain(ctx context.Context, f *trainFlags, stdout io.Writer, log *slog.Lo
 	}
 	_, err = fmt.Fprintf(stdout, "snapshot %s (%.2fs in all)\n", out, sum.Seconds)
 	return err
+}
+
+// writeSnapshot stores the model as a Parquet snapshot: at --out, or in
+// the archive (a directory or a bucket) under models/. It returns where.
+func (f *trainFlags) writeSnapshot(ctx context.Context, meta snapshot.Meta, rows []snapshot.Record, now time.Time) (string, error) {
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		return "", err
+	}
+	recs := make([]archive.ModelRecord, len(rows))
+	for i, r := range rows {
+		recs[i] = archive.ModelRecord{ID: r.Key, Vector: r.Vector}
+	}
+	var st archive.Store
+	key := archive.ModelsFolder + "ials-" + now.UTC().Format("20060102T150405Z") + ".parquet"
+	if f.out != "" {
+		dir, base := filepath.Split(f.out)
+		if dir == "" {
+			dir = "."
+		}
+		if st, err = archive.OpenStore(ctx, dir, archive.S3Options{}); err != nil {
+			return "", err
+		}
+		key = base
+	} else if st, err = f.where.open(ctx, f.dataDir); err != nil {
+		return "", err
+	}
+	if err := archive.WriteModel(ctx, st, key, mb, recs); err != nil {
+		return "", fmt.Errorf("write %s/%s: %w", st, key, err)
+	}
+	return strings.TrimSuffix(st.String(), "/") + "/" + key, nil
 }
 
 func describeRange(s trainSummary) string {

@@ -85,4 +85,11 @@
 // SQL over the archive with DuckDB:
 //
 //	SELECT type, count(*) FROM read_parquet('data/archive/events/*/*/*.parquet', hive_partitioning = true) GROUP BY type;
+// # Model snapshots
+//
+// The batch trainer leaves its models beside the data they were trained
+// on, under models/ (WriteModel, ReadModel): one Parquet file per model, a
+// row per user and item with the fields of its model-topic record
+// (learner/modelrec), the run's description in the footer, schema
+// "eddy.model/1". Scan never reads them.
 package archive

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eddyrec/eddy/learner/snapshot"
+	"github.com/eddyrec/eddy/connectors/archive"
 )
 
 // checkTrainFromArchive trains iALS on an archive that holds ml-100k twice
@@ -26,9 +26,7 @@ func checkTrainFromArchive(t *testing.T, dir, ml string) {
 		}
 		return s
 	}
-	snap := filepath.Join(t.TempDir(), "archive.snap")
-	out, stderr := runEddy(t, 120*time.Second, "train", "--data-dir", dir, "--from", "1997-01-01", "--to", "1999-01-01",
-		"--out", snap, "--json")
+	out, stderr := runEddy(t, 120*time.Second, "train", "--data-dir", dir, "--from", "1997-01-01", "--to", "1999-01-01", "--json")
 	arch := summary(out)
 	if arch["events"].(float64) != 100_000 || arch["duplicates"].(float64) != 100_000 ||
 		arch["users"].(float64) != 943 || arch["items"].(float64) != 1682 {
@@ -39,35 +37,54 @@ func checkTrainFromArchive(t *testing.T, dir, ml string) {
 			t.Fatalf("progress lacks %q:\n%s", want, stderr)
 		}
 	}
-	s, err := snapshot.ReadFile(snap)
+	// By default the snapshot goes into the archive, under models/.
+	snap := arch["snapshot"].(string)
+	if filepath.Dir(snap) != filepath.Join(dir, "archive", "models") || filepath.Ext(snap) != ".parquet" {
+		t.Fatalf("snapshot at %s, want %s/archive/models/*.parquet", snap, dir)
+	}
+	st, err := archive.OpenStore(t.Context(), filepath.Dir(snap), archive.S3Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Users) != 943 || len(s.Items) != 1682 || s.Meta.Dim != 64 || s.Meta.FromTs != "1997-01-01T00:00:00Z" {
-		t.Fatalf("snapshot: %d users, %d items, meta %+v", len(s.Users), len(s.Items), s.Meta)
+	s, err := archive.ReadModel(t.Context(), st, filepath.Base(snap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		Dim  int    `json:"dim"`
+		From string `json:"from"`
+	}
+	if err := json.Unmarshal(s.Meta, &meta); err != nil || len(s.Users) != 943 || len(s.Items) != 1682 || meta.Dim != 64 || meta.From != "1997-01-01T00:00:00Z" {
+		t.Fatalf("snapshot: %d users, %d items, meta %s (%v)", len(s.Users), len(s.Items), s.Meta, err)
 	}
 	for _, r := range s.Users[:10] {
 		if len(r.Vector.Vec) != 64 || len(r.Vector.Seen) == 0 || len(r.Vector.Seen) > 100 {
-			t.Fatalf("user record %s: %d dims, %d seen", r.Key, len(r.Vector.Vec), len(r.Vector.Seen))
+			t.Fatalf("user record %s: %d dims, %d seen", r.ID, len(r.Vector.Vec), len(r.Vector.Seen))
 		}
 	}
 	// The same data straight from the files: the same pairs, and a loss
 	// within rounding (the rows' order, hence initialisation, can differ
 	// where events share a timestamp).
 	direct := summary(func() string {
-		o, _ := runEddy(t, 120*time.Second, "train", "--dataset", "movielens:"+ml, "--out", filepath.Join(t.TempDir(), "d.snap"), "--json")
+		o, _ := runEddy(t, 120*time.Second, "train", "--dataset", "movielens:"+ml, "--out", filepath.Join(t.TempDir(), "d.parquet"), "--json")
 		return o
 	}())
 	if direct["pairs"] != arch["pairs"] || math.Abs(direct["loss"].(float64)-arch["loss"].(float64)) > 0.02*direct["loss"].(float64) {
 		t.Fatalf("from the archive %v, from the files %v", arch, direct)
 	}
 	// A range with no events is an error that names it, and writes nothing.
-	cmd := exec.Command(eddyBin, "train", "--data-dir", dir, "--from", "2030-01-01", "--to", "2030-02-01", "--out", filepath.Join(dir, "none.snap"))
+	cmd := exec.Command(eddyBin, "train", "--data-dir", dir, "--from", "2030-01-01", "--to", "2030-02-01", "--out", filepath.Join(dir, "none.parquet"))
 	b, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(b), "no events in the range [2030-01-01T00:00:00Z, 2030-02-01T00:00:00Z)") {
 		t.Fatalf("empty range: %v\n%s", err, b)
 	}
-	if m, _ := filepath.Glob(filepath.Join(dir, "none.snap*")); len(m) != 0 {
+	if m, _ := filepath.Glob(filepath.Join(dir, "none.parquet*")); len(m) != 0 {
 		t.Fatalf("an empty range left %v", m)
+	}
+	// An operator can audit it with DuckDB (last: it skips without it).
+	py := requirePythonModules(t, "duckdb")
+	q := "import duckdb,sys; print(duckdb.connect().execute(\"select count(*) filter (where kind = 'user'), count(*) filter (where kind = 'item'), max(len(vec)) from '\" + sys.argv[1] + \"'\").fetchone())"
+	if b, err := exec.Command(py, "-c", q, snap).CombinedOutput(); err != nil || strings.TrimSpace(string(b)) != "(943, 1682, 64)" {
+		t.Fatalf("duckdb: %v: %s", err, b)
 	}
 }
