@@ -85,6 +85,7 @@
 // SQL over the archive with DuckDB:
 //
 //	SELECT type, count(*) FROM read_parquet('data/archive/events/*/*/*.parquet', hive_partitioning = true) GROUP BY type;
+//
 // # Model snapshots
 //
 // The batch trainer leaves its models beside the data they were trained

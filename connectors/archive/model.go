@@ -132,16 +132,20 @@ func ReadModel(ctx context.Context, st Store, key string) (*Model, error) {
 // DecodeModel parses a snapshot of size bytes from r. Every row must be a
 // valid model record (finite values, ids of 1–256 bytes, users' seen
 // lists only) with the same number of dimensions.
-func DecodeModel(r io.ReaderAt, size int64) (*Model, error) {
-	f, err := parquet.OpenFile(r, size)
+func DecodeModel(r io.ReaderAt, size int64) (m *Model, err error) {
+	defer Recover("model snapshot", &err)
+	f, err := parquet.OpenFile(r, size, parquet.SkipBloomFilters(true), parquet.SkipPageIndex(true))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrModel, err)
 	}
 	if v, _ := f.Lookup(MetaSchema); v != modelSchemaName {
 		return nil, fmt.Errorf("%w: %s is %q, this build reads %s", ErrSchemaVersion, MetaSchema, v, modelSchemaName)
 	}
+	if err := CheckPages(f, r, size); err != nil {
+		return nil, err
+	}
 	meta, _ := f.Lookup(MetaModel)
-	m := &Model{Meta: []byte(meta)}
+	m = &Model{Meta: []byte(meta)}
 	rd := parquet.NewGenericReader[ModelRow](f)
 	defer rd.Close()
 	buf := make([]ModelRow, 1024)
@@ -204,4 +208,16 @@ func checkID(id string) error {
 		return fmt.Errorf("id: %v", err)
 	}
 	return nil
+}
+
+// ErrCorrupt marks a Parquet file the reader could not make sense of.
+var ErrCorrupt = errors.New("archive: corrupt Parquet file")
+
+// Recover turns a panic of the Parquet reader into an ErrCorrupt error
+// (deferred by every reader of files from outside the process: parquet-go
+// v0.32 panics on some corrupt footers and pages instead of failing).
+func Recover(what string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%w: %s: %v", ErrCorrupt, what, r)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 
@@ -91,4 +92,28 @@ func FuzzDecodeModel(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecodeModelSurvivesCorruption flips random bytes of a snapshot: every
+// result is an error or a valid model, never a panic (parquet-go v0.32
+// panics on some corrupt page indexes; Recover turns that into ErrCorrupt)
+// and never a page allocated at the size a corrupt header claims
+// (CheckPages).
+func TestDecodeModelSurvivesCorruption(t *testing.T) {
+	good, err := EncodeModel([]byte("{}"), sampleModel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	corrupt := 0
+	for range 2000 {
+		b := bytes.Clone(good)
+		for range 1 + rng.IntN(3) {
+			b[rng.IntN(len(b))] = byte(rng.IntN(256))
+		}
+		if _, err := DecodeModel(bytes.NewReader(b), int64(len(b))); errors.Is(err, ErrCorrupt) {
+			corrupt++
+		}
+	}
+	t.Logf("%d of 2000 corruptions rejected as corrupt (the rest: other errors or a valid model)", corrupt)
 }

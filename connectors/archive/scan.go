@@ -241,7 +241,8 @@ func OpenFile(ctx context.Context, st Store, k Kind, key string) (*parquet.File,
 	return f, obj, nil
 }
 
-func scanFile[R any](ctx context.Context, st Store, k Kind, key string, lo, hi int64, read rowGroupReader[R], tsOf func(*R) int64, fn func(*R) error, stats *ScanStats) error {
+func scanFile[R any](ctx context.Context, st Store, k Kind, key string, lo, hi int64, read rowGroupReader[R], tsOf func(*R) int64, fn func(*R) error, stats *ScanStats) (err error) {
+	defer Recover(key, &err)
 	f, obj, err := OpenFile(ctx, st, k, key)
 	if err != nil {
 		return err

@@ -292,3 +292,33 @@ func TestLoadSharedDatasets(t *testing.T) {
 		t.Fatalf("globo: %d files, %d events, %d bad rows, %d users", g.Files, len(g.Events), g.BadRows, len(users))
 	}
 }
+
+// TestLoadParquetCorrupt flips bytes of a valid file: every corruption is
+// an error or a load, never a panic or a page allocated at a corrupt
+// header's claimed size (archive.CheckPages, archive.Recover).
+func TestLoadParquetCorrupt(t *testing.T) {
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[foreignRow](&buf)
+	rows := make([]foreignRow, 200)
+	for i := range rows {
+		rows[i] = foreignRow{fmt.Sprintf("u%d", i), fmt.Sprintf("i%d", i%17), "click", 1_700_000_000_000 + int64(i)}
+	}
+	w.Write(rows)
+	w.Close()
+	good := buf.Bytes()
+	dir := t.TempDir()
+	rejected := 0
+	for n := range 500 {
+		b := bytes.Clone(good)
+		b[(n*7919)%len(b)] ^= byte(1 + n%255)
+		p := filepath.Join(dir, fmt.Sprintf("c%d.parquet", n))
+		write(t, p, string(b))
+		if _, err := LoadParquet(p, now); err != nil {
+			rejected++
+		}
+	}
+	t.Logf("%d of 500 corrupted files rejected", rejected)
+	if rejected == 0 {
+		t.Fatal("no corruption was noticed")
+	}
+}

@@ -440,7 +440,8 @@ func LoadParquet(path string, now time.Time) (*Batch, error) {
 	return b, nil
 }
 
-func loadParquetFile(b *Batch, path string, now time.Time) error {
+func loadParquetFile(b *Batch, path string, now time.Time) (err error) {
+	defer archive.Recover(path, &err)
 	fh, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("importer: %w", err)
@@ -450,9 +451,13 @@ func loadParquetFile(b *Batch, path string, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("importer: %w", err)
 	}
-	pf, err := parquet.OpenFile(fh, st.Size())
+	pf, err := parquet.OpenFile(fh, st.Size(), parquet.SkipBloomFilters(true), parquet.SkipPageIndex(true))
 	if err != nil {
 		return fmt.Errorf("importer: %s: not a readable Parquet file: %w", path, err)
+	}
+	// An outside file may claim pages far larger than itself.
+	if err := archive.CheckPages(pf, fh, st.Size()); err != nil {
+		return fmt.Errorf("importer: %s: %w", path, err)
 	}
 	if v, ok := pf.Lookup(archive.MetaSchema); ok && v != "eddy.archive.events/"+strconv.Itoa(archive.SchemaVersion) {
 		return fmt.Errorf("%w: %s has %s %s, this build reads eddy.archive.events/%d", archive.ErrSchemaVersion, path, archive.MetaSchema, v, archive.SchemaVersion)
