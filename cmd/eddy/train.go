@@ -43,7 +43,7 @@ type trainFlags struct {
 
 func (f *trainFlags) register(fs *flag.FlagSet) {
 	f.common.register(fs)
-	fs.StringVar(&f.dataDir, "data-dir", "./data", "data directory (the archive defaults to <data-dir>/archive, the model to <data-dir>/models)")
+	fs.StringVar(&f.dataDir, "data-dir", "./data", "data directory (the archive, and the snapshots in its models/ folder, default to <data-dir>/archive)")
 	f.where.register(fs, "")
 	fs.StringVar(&f.from, "from", "", "first event time to train on (RFC 3339 or YYYY-MM-DD; default: --window before --to)")
 	fs.StringVar(&f.to, "to", "", "end of the training range, exclusive (default: now)")
@@ -89,8 +89,9 @@ func newTrainCommand() *ffcli.Command {
 		ShortHelp:  "train the batch iALS model on the archive (or a dataset) and write a model snapshot",
 		LongHelp: `Reads the archived events of [--from, --to) — by default the last --window
 (30d) — deduplicated by event_id and weighted as the online learner weighs
-them, trains implicit ALS (iALS) on them, and writes every user and item row
-as model records (the layout of the model topics) to a snapshot file.
+them, trains implicit ALS (iALS) on them, and writes every user and item row,
+with the fields of its model-topic record, to a Parquet snapshot in the
+archive (models/ials-<time>.parquet) or to --out.
 Progress — the archive scan, then every epoch's loss and time — goes to
 stderr; the summary to stdout. Nothing is written when the range is empty
 or too small, a hyperparameter is out of range, or training diverges.
