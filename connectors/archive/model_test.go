@@ -100,6 +100,9 @@ func FuzzDecodeModel(f *testing.F) {
 // and never a page allocated at the size a corrupt header claims
 // (CheckPages).
 func TestDecodeModelSurvivesCorruption(t *testing.T) {
+	if raceEnabled {
+		t.Skip("SKIPPED under -race: checkptr turns parquet-go's recoverable panic on a corrupt page into a fatal error (see race_test.go); runs in make unit")
+	}
 	good, err := EncodeModel([]byte("{}"), sampleModel())
 	if err != nil {
 		t.Fatal(err)
