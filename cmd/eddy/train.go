@@ -49,7 +49,7 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.to, "to", "", "end of the training range, exclusive (default: now)")
 	fs.StringVar(&f.window, "window", "30d", "length of the training range when --from is not given (e.g. 30d, 36h)")
 	fs.StringVar(&f.dataset, "dataset", "", "train on a dataset instead of the archive: movielens:DIR, parquet:PATH, csv:PATH (with --columns) or synthetic[:...]")
-	f.csv.register(fs)
+	f.csv.register(fs, "for a csv: dataset, ", "click")
 	f.ials.register(fs)
 	fs.StringVar(&f.out, "out", "", "write the model snapshot (Parquet) to this local file instead of <archive>/models/ials-<time>.parquet")
 	fs.IntVar(&f.seen, "seen-items", 100, "recently consumed item ids stored with each user (the scorer excludes them), as the online user stage keeps")
@@ -225,9 +225,7 @@ func runTrain(ctx context.Context, f *trainFlags, stdout io.Writer, log *slog.Lo
 	sum.Kernel, sum.Threads, sum.MatrixBytes, sum.FactorBytes = ts.Kernel, ts.Threads, ts.MatrixBytes, ts.FactorBytes
 	meta := snapshot.Meta{Trainer: "ials", Dim: cfg.Dim, Users: m.Users, Items: m.Items, Pairs: m.NNZ(), Events: set.Len(),
 		FromTs: sum.From, ToTs: sum.To, Source: sum.Source, Loss: ts.Loss, Seconds: ts.Seconds,
-		Created: now.UTC().Format(time.RFC3339), Validate: sum.Validation,
-		Config: map[string]any{"dim": cfg.Dim, "epochs": cfg.Epochs, "reg": cfg.Reg, "reg_exponent": cfg.RegExponent,
-			"unobserved_weight": cfg.UnobservedWeight, "init_scale": cfg.InitScale, "cg_steps": cfg.CGSteps, "seed": cfg.Seed}}
+		Created: now.UTC().Format(time.RFC3339), Validate: sum.Validation, Config: cfg}
 	out, err := f.writeSnapshot(ctx, meta, snapshot.Rows(set, fac, f.seen, 0), now)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)

@@ -7,34 +7,35 @@ import (
 )
 
 // Config holds iALS's hyperparameters, named as in Rendle et al. (2022).
-// Fill it with DefaultConfig and check it with Validate.
+// Fill it with DefaultConfig and check it with Validate. Its JSON form is
+// how reports, exports and model snapshots record a run's settings.
 type Config struct {
 	// Dim is the number of latent factors, 1–1024 (modelrec's bound); the
 	// online model uses 32–128, and a model meant to be promoted into the
 	// live stages must match it. Default 64.
-	Dim int
+	Dim int `json:"dim"`
 	// Epochs is the number of alternations (users, then items). Default 16.
-	Epochs int
+	Epochs int `json:"epochs"`
 	// Reg is λ, the L2 penalty, scaled per row by (count + α₀·N)^ν.
 	// Default 0.003.
-	Reg float64
+	Reg float64 `json:"reg"`
 	// RegExponent is ν: 1 scales a row's penalty with its number of
 	// observations plus its share of the unobserved weight, 0 is plain λ.
 	// Default 1.
-	RegExponent float64
+	RegExponent float64 `json:"reg_exponent"`
 	// UnobservedWeight is α₀, the weight of the every-pair term that pushes
 	// all scores towards zero. Default 1.
-	UnobservedWeight float64
+	UnobservedWeight float64 `json:"unobserved_weight"`
 	// InitScale is σ: rows start from N(0, σ²/Dim). Default 0.1.
-	InitScale float64
+	InitScale float64 `json:"init_scale"`
 	// CGSteps is the number of conjugate-gradient steps per row and epoch.
 	// Default 3.
-	CGSteps int
+	CGSteps int `json:"cg_steps"`
 	// Threads is the number of goroutines solving rows; 0 means
 	// GOMAXPROCS. The result does not depend on it.
-	Threads int
+	Threads int `json:"threads,omitempty"`
 	// Seed makes the initialisation reproducible.
-	Seed uint64
+	Seed uint64 `json:"seed"`
 }
 
 // DefaultConfig returns the defaults documented on Config's fields, chosen

@@ -104,9 +104,7 @@ func Export(dir string, s *trainset.Set, cfg Config) error {
 	meta := map[string]any{
 		"users": m.Users, "items": m.Items, "pairs": m.NNZ(), "train_items": sp.TrainItems, "protocol": cfg.Protocol,
 		"k": cfg.K, "recall_k": cfg.RecallK, "test_cases": len(sp.Cases),
-		"ials": map[string]any{"dim": cfg.IALS.Dim, "epochs": cfg.IALS.Epochs, "reg": cfg.IALS.Reg,
-			"reg_exponent": cfg.IALS.RegExponent, "unobserved_weight": cfg.IALS.UnobservedWeight,
-			"init_scale": cfg.IALS.InitScale, "cg_steps": cfg.IALS.CGSteps},
+		"ials": cfg.IALS,
 	}
 	b, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+
+	"github.com/eddyrec/eddy/learner/ials"
 )
 
 // WriteJSON writes {"ials":{...},"online_mf":{...},"popularity":{...},
@@ -16,10 +18,12 @@ func WriteJSON(w io.Writer, r *Result) error {
 		out[m.Name] = m
 	}
 	if r.IALSSummary != nil {
-		out["ials_config"] = map[string]any{"dim": r.IALS.Dim, "epochs": r.IALS.Epochs, "reg": r.IALS.Reg,
-			"reg_exponent": r.IALS.RegExponent, "unobserved_weight": r.IALS.UnobservedWeight,
-			"init_scale": r.IALS.InitScale, "cg_steps": r.IALS.CGSteps, "threads": r.IALSSummary.Threads,
-			"kernel": r.IALSSummary.Kernel, "seed": r.IALS.Seed}
+		c := r.IALS
+		c.Threads = r.IALSSummary.Threads // the count used, not 0 for GOMAXPROCS
+		out["ials_config"] = struct {
+			ials.Config
+			Kernel string `json:"kernel"`
+		}{c, r.IALSSummary.Kernel}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
