@@ -45,7 +45,7 @@ func evaluate(sp *Split, sc Scorer, k, recallK, items int) Metrics {
 			for _, i := range c.Candidates[1:] {
 				cand = append(cand, scores[i])
 			}
-			pos = positions(scores, c.Targets, cand)
+			pos = positions([]float32{scores[c.Targets[0]]}, cand)
 			list = list[:0]
 			for _, i := range c.Candidates {
 				list = append(list, learner.Scored{Item: i, Score: scores[i]})
@@ -68,7 +68,7 @@ func evaluate(sp *Split, sc Scorer, k, recallK, items int) Metrics {
 				tscores[j] = scores[i]
 				scores[i] = ninf // the others are the targets' competitors
 			}
-			pos = positions(tscores, nil, scores)
+			pos = positions(tscores, scores)
 			for j, i := range c.Targets {
 				scores[i] = tscores[j]
 			}
@@ -108,26 +108,18 @@ func evaluate(sp *Split, sc Scorer, k, recallK, items int) Metrics {
 	return m
 }
 
-// positions returns each target's 0-based position among the competitors
-// (scores of the other eligible items; -Inf ones are not eligible). With
-// targetsAt non-nil, the targets' scores are scores[targetsAt[j]];
-// otherwise scores holds them directly. The cost is one pass over the
-// competitors with a binary search among the targets.
-func positions(scores []float32, targetsAt []int32, competitors []float32) []int {
-	m := len(scores)
-	if targetsAt != nil {
-		m = len(targetsAt)
-	}
+// positions returns the 0-based position of each target score among the
+// competitors (the scores of the other eligible items; -Inf ones are not
+// eligible). The cost is one pass over the competitors with a binary
+// search among the targets.
+func positions(targets []float32, competitors []float32) []int {
+	m := len(targets)
 	type ts struct {
 		s float32
 		j int
 	}
 	asc := make([]ts, m)
-	for j := range m {
-		s := scores[j]
-		if targetsAt != nil {
-			s = scores[targetsAt[j]]
-		}
+	for j, s := range targets {
 		asc[j] = ts{s, j}
 	}
 	sort.SliceStable(asc, func(a, b int) bool { return asc[a].s < asc[b].s })

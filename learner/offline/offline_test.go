@@ -140,7 +140,7 @@ func TestPositionsTiesCountAgainst(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := positions(c.targets, nil, c.competitors); !slices.Equal(got, c.want) {
+			if got := positions(c.targets, c.competitors); !slices.Equal(got, c.want) {
 				t.Fatalf("positions %v, want %v", got, c.want)
 			}
 		})
