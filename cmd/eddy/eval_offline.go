@@ -48,7 +48,7 @@ func (p *offlineFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&p.validateEpochs, "validate-epochs", false, "also train iALS on a validation split and report its HR@10 after every epoch")
 	fs.StringVar(&p.export, "export", "", "write the split to this directory (train.csv, test.csv, candidates.csv) for peer libraries (scripts/peer-implicit.py)")
 	p.ials.register(fs)
-	p.csv.register(fs)
+	p.csv.register(fs, "for a csv: dataset, ", "click")
 }
 
 func (p *offlineFlags) config() (offline.Config, error) {

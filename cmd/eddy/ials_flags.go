@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/eddyrec/eddy/connectors/importer"
 	"github.com/eddyrec/eddy/event"
@@ -35,19 +36,48 @@ func (f *ialsFlags) config() (ials.Config, error) {
 	return f.c, nil
 }
 
-// csvFlags map a csv: dataset's columns (as `eddy import csv` does).
+// csvFlags map a CSV file's columns to the event's fields: the flags of
+// `eddy import csv`, and of a csv: dataset for `eddy train` and `eddy eval
+// offline`.
 type csvFlags struct {
-	columns, typ, tsUnit string
-	noHeader             bool
+	columns, typ, tsUnit, comma string
+	noHeader                    bool
 }
 
-func (f *csvFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.columns, "columns", "", "for a csv: dataset, the field=column mapping (as eddy import csv)")
-	fs.StringVar(&f.typ, "type", "click", "for a csv: dataset, the event type of rows without a type column")
-	fs.StringVar(&f.tsUnit, "ts-unit", "auto", "for a csv: dataset, how ts is written: s, ms, rfc3339, or auto")
-	fs.BoolVar(&f.noHeader, "no-header", false, "for a csv: dataset, the first line is data")
+// register adds the flags; scope prefixes their help ("" or "for a csv:
+// dataset, "), typ is the default of --type.
+func (f *csvFlags) register(fs *flag.FlagSet, scope, typ string) {
+	fs.StringVar(&f.columns, "columns", "", scope+"field=column mapping, e.g. user_id=user_id,item_id=click_article_id,ts=click_timestamp,context.device=click_deviceGroup (fields: event_id, user_id, item_id, type, ts, value, duration, request_id, context.<key>; columns by header name or 1-based number)")
+	fs.StringVar(&f.typ, "type", typ, scope+"event type of rows without a type column (click, watch, ...)")
+	fs.StringVar(&f.tsUnit, "ts-unit", "auto", scope+"how ts is written: s, ms, rfc3339, or auto")
+	fs.StringVar(&f.comma, "comma", ",", scope+"field separator (\\t for tabs)")
+	fs.BoolVar(&f.noHeader, "no-header", false, scope+"the first line is data; name columns by number")
 }
 
+// parse checks the flags and returns the importer's options.
+func (f *csvFlags) parse() (importer.CSVOptions, error) {
+	cols, err := importer.ParseColumns(f.columns)
+	if err != nil {
+		return importer.CSVOptions{}, usageError{err}
+	}
+	o := importer.CSVOptions{Columns: cols, TsUnit: f.tsUnit, NoHeader: f.noHeader}
+	if f.typ != "" {
+		t, ok := event.ParseType(f.typ)
+		if !ok {
+			return o, usageError{fmt.Errorf("--type %q: unknown event type", f.typ)}
+		}
+		o.Type = t
+	}
+	sep := strings.ReplaceAll(f.comma, `\t`, "\t")
+	if utf8.RuneCountInString(sep) != 1 {
+		return o, usageError{fmt.Errorf("--comma %q: want one character", f.comma)}
+	}
+	o.Comma, _ = utf8.DecodeRuneInString(sep)
+	return o, nil
+}
+
+// options returns the dataset options of spec: the CSV mapping for a csv:
+// dataset, nothing for the others.
 func (f *csvFlags) options(spec string) (datasets.Options, error) {
 	var o datasets.Options
 	if !strings.HasPrefix(spec, "csv:") {
@@ -56,14 +86,7 @@ func (f *csvFlags) options(spec string) (datasets.Options, error) {
 	if f.columns == "" {
 		return o, usageError{fmt.Errorf("--dataset %s needs --columns (e.g. user_id=user_id,item_id=click_article_id,ts=click_timestamp)", spec)}
 	}
-	cols, err := importer.ParseColumns(f.columns)
-	if err != nil {
-		return o, usageError{err}
-	}
-	t, ok := event.ParseType(f.typ)
-	if !ok {
-		return o, usageError{fmt.Errorf("--type %q: not an event type", f.typ)}
-	}
-	o.CSV = importer.CSVOptions{Columns: cols, Type: t, TsUnit: f.tsUnit, NoHeader: f.noHeader}
-	return o, nil
+	var err error
+	o.CSV, err = f.parse()
+	return o, err
 }

@@ -10,13 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eddyrec/eddy/connectors/importer"
-	"github.com/eddyrec/eddy/event"
 	"github.com/eddyrec/eddy/ingest"
 	"github.com/eddyrec/eddy/stream"
 )
@@ -195,11 +193,8 @@ func newImportCSVCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("eddy import csv", flag.ContinueOnError)
 	var f importFlags
 	f.register(fs)
-	columns := fs.String("columns", "", "field=column mapping, e.g. user_id=user_id,item_id=click_article_id,ts=click_timestamp,context.device=click_deviceGroup (fields: event_id, user_id, item_id, type, ts, value, duration, request_id, context.<key>; columns by header name or 1-based number)")
-	typ := fs.String("type", "", "event type of rows without a type column (click, watch, ...)")
-	tsUnit := fs.String("ts-unit", "auto", "how ts is written: s, ms, rfc3339, or auto")
-	comma := fs.String("comma", ",", "field separator (\\t for tabs)")
-	noHeader := fs.Bool("no-header", false, "the first line is data; name columns by number")
+	var csv csvFlags
+	csv.register(fs, "", "")
 	return &ffcli.Command{
 		Name:       "csv",
 		ShortUsage: "eddy import csv --columns MAP [--type T] [flags] PATH",
@@ -220,23 +215,10 @@ file's columns. For the Globo.com G1 clicks:
 			if err != nil {
 				return err
 			}
-			cols, err := importer.ParseColumns(*columns)
+			o, err := csv.parse()
 			if err != nil {
-				return usageError{err}
+				return err
 			}
-			o := importer.CSVOptions{Columns: cols, TsUnit: *tsUnit, NoHeader: *noHeader}
-			if *typ != "" {
-				t, ok := event.ParseType(*typ)
-				if !ok {
-					return usageError{fmt.Errorf("--type %q: unknown event type", *typ)}
-				}
-				o.Type = t
-			}
-			sep := strings.ReplaceAll(*comma, `\t`, "\t")
-			if utf8.RuneCountInString(sep) != 1 {
-				return usageError{fmt.Errorf("--comma %q: want one character", *comma)}
-			}
-			o.Comma, _ = utf8.DecodeRuneInString(sep)
 			return f.run(ctx, path, func(now time.Time) (*importer.Batch, error) { return importer.LoadCSV(path, o, now) })
 		},
 	}
