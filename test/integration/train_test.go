@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"math"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/eddyrec/eddy/connectors/archive"
+	"github.com/eddyrec/eddy/connectors/movielens/movielenstest"
 )
 
 // checkTrainFromArchive trains iALS on an archive that holds ml-100k twice
@@ -86,5 +88,37 @@ func checkTrainFromArchive(t *testing.T, dir, ml string) {
 	q := "import duckdb,sys; print(duckdb.connect().execute(\"select count(*) filter (where kind = 'user'), count(*) filter (where kind = 'item'), max(len(vec)) from '\" + sys.argv[1] + \"'\").fetchone())"
 	if b, err := exec.Command(py, "-c", q, snap).CombinedOutput(); err != nil || strings.TrimSpace(string(b)) != "(943, 1682, 64)" {
 		t.Fatalf("duckdb: %v: %s", err, b)
+	}
+}
+
+// TestEvalOfflineThroughTheBinary runs eddy eval offline as a user would:
+// the JSON shape from stdout, progress on stderr, and --export's
+// files for peer libraries.
+func TestEvalOfflineThroughTheBinary(t *testing.T) {
+	ml := movielenstest.Dir(t, "ml-100k")
+	dir := t.TempDir()
+	out, stderr := runEddy(t, 120*time.Second, "eval", "offline", "--dataset", "movielens:"+ml, "--protocol", "sampled",
+		"--json", "--export", dir)
+	var got map[string]map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, m := range []string{"ials", "online_mf", "popularity"} {
+		for _, k := range []string{"hr_at_10", "ndcg_at_10", "recall_at_20", "coverage", "train_seconds"} {
+			if _, ok := got[m][k].(float64); !ok {
+				t.Fatalf("%s.%s missing:\n%s", m, k, out)
+			}
+		}
+	}
+	if got["ials"]["hr_at_10"].(float64) <= got["popularity"]["hr_at_10"].(float64) || got["split"]["test_cases"].(float64) != 942 {
+		t.Fatalf("sampled ML-100K: %s", out)
+	}
+	if !strings.Contains(stderr, "ials: epoch") || !strings.Contains(stderr, "eval offline: model") {
+		t.Fatalf("no progress on stderr:\n%s", stderr)
+	}
+	for _, f := range []string{"train.csv", "seen.csv", "test.csv", "candidates.csv", "meta.json"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Fatalf("export %s: %v", f, err)
+		}
 	}
 }
