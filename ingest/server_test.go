@@ -334,20 +334,24 @@ func TestInflightLimit(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	_, _ = pw.Write([]byte("[")) // the server is now reading the body
+	_, _ = pw.Write([]byte("[")) // the client is now sending the body
+	// Probe only once the server holds the slow request's reservation: a
+	// probe sent earlier could take the budget first, the slow request
+	// would then be the one refused, and every later probe would pass
+	// (seen against a real broker, where the probe's produce is slower).
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		a := f.post(t, "application/json", []byte(ev("x")))
-		if a.code == 503 {
-			if a.retryAfter == "" {
-				t.Error("503 without Retry-After")
-			}
-			break
-		}
+	for gaugeValue(t, f.reg, "eddy_ingest_inflight_bytes") < 1<<10 {
 		if time.Now().After(deadline) {
-			t.Fatalf("never refused while the budget was held; last %d", a.code)
+			t.Fatalf("the slow request never reserved the budget: %v bytes in flight", gaugeValue(t, f.reg, "eddy_ingest_inflight_bytes"))
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+	a := f.post(t, "application/json", []byte(ev("x")))
+	if a.code != 503 {
+		t.Fatalf("not refused while the budget was held: %d %s", a.code, a.raw)
+	}
+	if a.retryAfter == "" {
+		t.Error("503 without Retry-After")
 	}
 	pw.CloseWithError(io.ErrUnexpectedEOF)
 	cancelSlow()
@@ -365,6 +369,22 @@ func TestInflightLimit(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// gaugeValue reads the unlabelled gauge name from reg.
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.Metric) == 1 {
+			return mf.Metric[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("gauge %s not found", name)
+	return 0
 }
 
 // counterValue reads the counter name{…=label} from reg.
