@@ -283,3 +283,19 @@ func tsRange(s format.Statistics) (int64, int64, bool) {
 	}
 	return int64(binary.LittleEndian.Uint64(min)), int64(binary.LittleEndian.Uint64(max)), true
 }
+
+// Archived returns, per partition of kind, the first offset not archived
+// yet: every record of the partition before it is in a committed file.
+// A reader that wants everything acknowledged up to some end offsets waits
+// until Archived reaches them (the retrain role does).
+func Archived(ctx context.Context, st Store, k Kind) (map[int32]int64, error) {
+	states, err := loadStates(ctx, st, k)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int32]int64, len(states))
+	for p, s := range states {
+		out[p] = s.Next
+	}
+	return out, nil
+}

@@ -20,7 +20,19 @@ type Metrics struct {
 	NDCG     float64 `json:"ndcg_at_10"`
 	Recall   float64 `json:"recall_at_20"`
 	Coverage float64 `json:"coverage"`
-	Cases    int     `json:"cases"`
+	// PopularityBias is the average recommendation popularity (ARP,
+	// Abdollahpouri et al. 2019) as a share of the most popular item's:
+	// the mean, over the top-K lists, of their items' positive training
+	// events divided by the largest such count. 1 means every list is the
+	// single most popular item; popularity itself scores near the top.
+	PopularityBias float64 `json:"popularity_bias"`
+	Cases          int     `json:"cases"`
+}
+
+// Evaluate measures sc on sp's cases: HR and NDCG at k, recall at
+// recallK, coverage and popularity bias of the top-k lists.
+func Evaluate(sp *Split, sc Scorer, k, recallK int) Metrics {
+	return evaluate(sp, sc, k, recallK, sp.TrainItems)
 }
 
 // evaluate ranks every case with sc: for the full-ranking protocols the
@@ -37,6 +49,10 @@ func evaluate(sp *Split, sc Scorer, k, recallK, items int) Metrics {
 	recommended := map[int32]bool{}
 	ninf := float32(math.Inf(-1))
 	var cand []float32
+	var maxPop float32
+	for _, p := range sp.popularity {
+		maxPop = max(maxPop, p)
+	}
 	for _, c := range sp.Cases {
 		scores = sc.Scores(c.User, scores)
 		var pos []int
@@ -74,8 +90,15 @@ func evaluate(sp *Split, sc Scorer, k, recallK, items int) Metrics {
 			}
 			list = learner.TopK(scores, k, nil, list)
 		}
+		var listPop float64
 		for _, s := range list {
 			recommended[s.Item] = true
+			if maxPop > 0 {
+				listPop += float64(sp.popularity[s.Item] / maxPop)
+			}
+		}
+		if len(list) > 0 {
+			m.PopularityBias += listPop / float64(len(list))
 		}
 		var dcg, hits10, hits20 float64
 		for _, p := range pos {
@@ -100,7 +123,7 @@ func evaluate(sp *Split, sc Scorer, k, recallK, items int) Metrics {
 	}
 	if m.Cases > 0 {
 		n := float64(m.Cases)
-		m.HR, m.NDCG, m.Recall = m.HR/n, m.NDCG/n, m.Recall/n
+		m.HR, m.NDCG, m.Recall, m.PopularityBias = m.HR/n, m.NDCG/n, m.Recall/n, m.PopularityBias/n
 	}
 	if items > 0 {
 		m.Coverage = float64(len(recommended)) / float64(items)

@@ -43,6 +43,9 @@ type Split struct {
 	// ShortCandidates counts sampled cases with fewer negatives than
 	// asked for because the user touched nearly the whole catalogue.
 	ShortCandidates int
+	// popularity counts each item's positive training events, for the
+	// popularity bias of the lists.
+	popularity []float32
 }
 
 // Case is one test user: the held-out items and, for the sampled
@@ -60,6 +63,9 @@ type splitOptions struct {
 	negatives int
 	seed      uint64
 	maxUsers  int
+	// train, when set, is the training part (protocol TimeSplit): the
+	// caller chose the cut.
+	train []bool
 }
 
 // makeSplit divides the events of s that eligible allows (all when nil).
@@ -85,6 +91,12 @@ func makeSplit(s *trainset.Set, eligible []bool, o splitOptions) (*Split, error)
 			sp.Train[t] = in(t) && heldOut[s.User[t]] != s.Item[t]
 		}
 	case TimeSplit:
+		if o.train != nil {
+			for t := range n {
+				sp.Train[t] = in(t) && o.train[t]
+			}
+			break
+		}
 		var idx []int
 		for t := range n {
 			if in(t) {
@@ -106,6 +118,7 @@ func makeSplit(s *trainset.Set, eligible []bool, o splitOptions) (*Split, error)
 	seen := make([][]int32, users)
 	touched := make([][]int32, users)
 	itemTrained := make([]bool, s.Items.Len())
+	sp.popularity = make([]float32, s.Items.Len())
 	for t := range n {
 		if !in(t) {
 			continue
@@ -118,6 +131,9 @@ func makeSplit(s *trainset.Set, eligible []bool, o splitOptions) (*Split, error)
 		if s.Weight[t] > 0 {
 			learns[u] = true
 			itemTrained[i] = true
+		}
+		if s.Positive[t] {
+			sp.popularity[i]++
 		}
 		if s.Consumes[t] {
 			seen[u] = append(seen[u], i)
@@ -201,4 +217,16 @@ func makeSplit(s *trainset.Set, eligible []bool, o splitOptions) (*Split, error)
 func sortedSet(v []int32) []int32 {
 	slices.Sort(v)
 	return slices.Compact(v)
+}
+
+// SplitAt divides s into the events train marks (the caller's cut, for
+// example everything before a time) and test cases: each user's positives
+// outside train on items the user did not consume in train, ranked against
+// the whole catalogue minus those items — the time-split protocol at a
+// given cut. maxUsers > 0 keeps a seeded sample of that many cases.
+func SplitAt(s *trainset.Set, train []bool, maxUsers int, seed uint64) (*Split, error) {
+	if len(train) != s.Len() {
+		return nil, fmt.Errorf("offline: a training mask of %d events for a set of %d", len(train), s.Len())
+	}
+	return makeSplit(s, nil, splitOptions{protocol: TimeSplit, seed: seed, maxUsers: maxUsers, train: train})
 }

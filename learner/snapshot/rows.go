@@ -14,6 +14,13 @@ import (
 // live stage's decayed counts). Updates is the row's number of weighted
 // events and TsMillis the time of its newest one.
 func Rows(s *trainset.Set, f *ials.Factors, seen int, version uint64) []Record {
+	return RowsOf(s, f, seen, version, nil)
+}
+
+// RowsOf is Rows over the events keep allows (all when nil): the model
+// trained on part of s (the retrain role's events before its cut-off)
+// carries only what that part taught it.
+func RowsOf(s *trainset.Set, f *ials.Factors, seen int, version uint64, keep []bool) []Record {
 	var out []Record
 	users, items := s.Users.Len(), s.Items.Len()
 	uCount, iCount := make([]uint64, users), make([]uint64, items)
@@ -21,6 +28,9 @@ func Rows(s *trainset.Set, f *ials.Factors, seen int, version uint64) []Record {
 	pop := make([]float32, items)
 	recent := make([][]int32, users)
 	for t := range s.Len() {
+		if keep != nil && !keep[t] {
+			continue
+		}
 		u, i := s.User[t], s.Item[t]
 		if s.Consumes[t] && seen > 0 {
 			r := recent[u]
