@@ -15,7 +15,15 @@ import (
 // Topics names the model topics the scorer replays.
 type Topics struct {
 	Users, Items, Ranker string
+	// Versions is the retrain role's model.versions: with it, a promoted
+	// version is built beside the live one and swapped in whole ("" reads
+	// every record into the live state, as before retraining existed).
+	Versions string
 }
+
+// headerVersion marks a promotion's vectors (retrain.HeaderVersion; not
+// imported, to keep the scorer free of the batch trainer's dependencies).
+const headerVersion = "eddy-model-version"
 
 // Consumer replays the model topics into a State: every partition from
 // the beginning, with direct partition consumption (no consumer group), so
@@ -30,6 +38,17 @@ type Consumer struct {
 	cl     *kgo.Client
 	log    *slog.Logger
 
+	// Promotion (only the consumer's goroutine touches these): live is the
+	// version requests read once a promotion has been swapped in (0
+	// before: every record goes to the live state); next is the promoted
+	// version being built, nextVersion its number; promoted holds each
+	// promoted version's publication, read from Versions.
+	opts        []kgo.Opt
+	live        uint64
+	next        *State
+	nextVersion uint64
+	promoted    map[uint64]*publication
+
 	mu        sync.Mutex
 	target    map[string]map[int32]int64 // end offsets at start
 	done      map[string]map[int32]int64 // next offset applied
@@ -42,8 +61,13 @@ type Consumer struct {
 // client options opts (brokers, TLS, SASL: stream.ClientConfig.Opts).
 // The consumer owns the client it creates.
 func NewConsumer(s *Scorer, topics Topics, log *slog.Logger, opts ...kgo.Opt) (*Consumer, error) {
+	base := append([]kgo.Opt(nil), opts...)
+	consume := []string{topics.Users, topics.Items, topics.Ranker}
+	if topics.Versions != "" {
+		consume = append(consume, topics.Versions)
+	}
 	opts = append(opts,
-		kgo.ConsumeTopics(topics.Users, topics.Items, topics.Ranker),
+		kgo.ConsumeTopics(consume...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(100*time.Millisecond),
 		// The learner writes the model topics in Kafka transactions: read
@@ -57,7 +81,8 @@ func NewConsumer(s *Scorer, topics Topics, log *slog.Logger, opts ...kgo.Opt) (*
 	if err != nil {
 		return nil, fmt.Errorf("scorer: kafka client: %w", err)
 	}
-	return &Consumer{s: s, topics: topics, cl: cl, log: log, done: map[string]map[int32]int64{}}, nil
+	return &Consumer{s: s, topics: topics, cl: cl, log: log, done: map[string]map[int32]int64{},
+		opts: base, promoted: map[uint64]*publication{}}, nil
 }
 
 // Close closes the consumer's client.
@@ -113,9 +138,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.loadTargets(ctx); err != nil {
 		return err
 	}
+	if err := c.loadVersions(ctx); err != nil {
+		// Not fatal: promotions are then recognised by their marked
+		// vectors and the version records read below.
+		c.log.Warn("scorer: could not read the model versions before replaying", "err", err)
+	}
 	var (
-		users, items []Record
-		frozenAt     time.Time // when the frozen copy was last taken
+		users, items         []Record
+		nextUsers, nextItems []Record
+		frozenAt             time.Time // when the frozen copy was last taken
 	)
 	for ctx.Err() == nil {
 		fs := c.cl.PollFetches(ctx)
@@ -138,6 +169,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				return
 			}
 			users, items = users[:0], items[:0]
+			nextUsers, nextItems = nextUsers[:0], nextItems[:0]
 			for _, r := range p.Records {
 				if r.Attrs.IsControl() {
 					continue
@@ -146,20 +178,41 @@ func (c *Consumer) Run(ctx context.Context) error {
 					newest = r.Timestamp
 				}
 				switch p.Topic {
-				case c.topics.Users:
-					users = append(users, Record{Key: r.Key, Value: r.Value})
-				case c.topics.Items:
-					items = append(items, Record{Key: r.Key, Value: r.Value})
+				case c.topics.Users, c.topics.Items:
+					live, next := c.route(r)
+					rec := Record{Key: r.Key, Value: r.Value}
+					if p.Topic == c.topics.Users {
+						if live {
+							users = append(users, rec)
+						}
+						if next {
+							nextUsers = append(nextUsers, rec)
+						}
+					} else {
+						if live {
+							items = append(items, rec)
+						}
+						if next {
+							nextItems = append(nextItems, rec)
+						}
+					}
+				case c.topics.Versions:
+					c.noteVersion(r.Value)
 				case c.topics.Ranker:
-					if err := c.s.state.ApplyRanker(r.Value); err != nil {
+					if err := c.s.State().ApplyRanker(r.Value); err != nil {
 						c.reject(p.Topic, 1, err)
 					} else {
 						c.s.metrics.applied.WithLabelValues(p.Topic).Inc()
 					}
 				}
 			}
-			c.applyBatch(p.Topic, users, c.s.state.ApplyUsers)
-			c.applyBatch(p.Topic, items, c.s.state.ApplyItems)
+			st := c.s.State()
+			c.applyBatch(p.Topic, users, st.ApplyUsers)
+			c.applyBatch(p.Topic, items, st.ApplyItems)
+			if c.next != nil {
+				c.applyBatch(p.Topic, nextUsers, c.next.ApplyUsers)
+				c.applyBatch(p.Topic, nextItems, c.next.ApplyItems)
+			}
 			last := p.Records[len(p.Records)-1]
 			c.mu.Lock()
 			if c.done[p.Topic] == nil {
@@ -171,6 +224,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if !newest.IsZero() {
 			c.s.metrics.applyLag.Set(max(0, now.Sub(newest).Seconds()))
 		}
+		c.swapIfComplete()
 		c.mu.Lock()
 		if !c.ready && c.caughtUpLocked() {
 			c.ready = true
@@ -197,7 +251,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) frozenDue(last time.Time) bool {
 	f := c.s.frozen.Load()
 	switch {
-	case f == nil || f.live == 0 || len(f.users) == 0:
+	case f == nil || f.live == 0 || len(f.users) == 0 || f.src != c.s.State():
 		return true
 	case c.s.cfg.FrozenRefresh > 0:
 		return time.Since(last) >= c.s.cfg.FrozenRefresh

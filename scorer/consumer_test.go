@@ -109,7 +109,7 @@ func TestConsumerReplaysAndFollowsModelTopics(t *testing.T) {
 	waitFor(t, "updates applied", func() bool { return slices.Equal(recommend(), []string{"a"}) })
 	b, _ := modelrec.EncodeRanker(&modelrec.Ranker{Schema: 1, ModelVersion: 7, Features: []string{modelrec.FeatureMFScore}, Weights: []float64{1}})
 	produce(topics.Ranker, Record{Key: []byte("default"), Value: b})
-	waitFor(t, "ranker applied", func() bool { return s.state.ranker.Load() != nil && s.state.ModelVersion() == 7 })
+	waitFor(t, "ranker applied", func() bool { return s.State().ranker.Load() != nil && s.State().ModelVersion() == 7 })
 
 	// Losing the broker: the scorer says so and keeps serving its state.
 	if k.Embedded == nil {
@@ -153,7 +153,7 @@ func TestConsumerFreezesOnceCaughtUp(t *testing.T) {
 	recommend := func() ([]string, bool) { return recommendIDs(t, s, "u1", 2) }
 	// Items first: a copy without users is retaken until one has both.
 	produce(topics.Items, itemRec(t, "a", []float32{3, 0}, 0, 1), itemRec(t, "b", []float32{2, 0}, 0, 1), itemRec(t, "c", []float32{1, 0}, 0, 9))
-	waitFor(t, "items applied", func() bool { n, _, _ := s.state.Sizes(); return n == 3 })
+	waitFor(t, "items applied", func() bool { n, _, _ := s.State().Sizes(); return n == 3 })
 	produce(topics.Users, userRec(t, "u1", []float32{1, 0}))
 	waitFor(t, "frozen copy with u1", func() bool { ids, fb := recommend(); return !fb && slices.Equal(ids, []string{"a", "b"}) })
 	_, at := s.FrozenVersion()
@@ -161,12 +161,12 @@ func TestConsumerFreezesOnceCaughtUp(t *testing.T) {
 	// The live model turns u1 round; the frozen variant keeps the copy.
 	produce(topics.Users, userRec(t, "u1", []float32{-1, 0}))
 	waitFor(t, "live update", func() bool {
-		s.state.mu.RLock()
-		defer s.state.mu.RUnlock()
-		return s.state.users["u1"].vec[0] == -1
+		s.State().mu.RLock()
+		defer s.State().mu.RUnlock()
+		return s.State().users["u1"].vec[0] == -1
 	})
 	produce(topics.Items, itemRec(t, "d", []float32{0, 1}, 0, 1))
-	waitFor(t, "another batch", func() bool { n, _, _ := s.state.Sizes(); return n == 4 })
+	waitFor(t, "another batch", func() bool { n, _, _ := s.State().Sizes(); return n == 4 })
 	if ids, fb := recommend(); fb || !slices.Equal(ids, []string{"a", "b"}) {
 		t.Fatalf("frozen variant after live updates: %v fallback %v, want [a b] from the copy", ids, fb)
 	}

@@ -22,6 +22,10 @@ type metrics struct {
 	recsFail  prometheus.Counter
 	recsDrift prometheus.Counter
 	connected prometheus.Gauge
+	// Promotion.
+	stale      prometheus.Counter
+	building   prometheus.Gauge
+	promotions prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Scorer) (*metrics, error) {
@@ -60,22 +64,35 @@ func newMetrics(reg prometheus.Registerer, s *Scorer) (*metrics, error) {
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "eddy_scorer_kafka_connected", Help: "1 while the scorer reaches Kafka, 0 while it serves its last state without it.",
 		}),
+		stale: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eddy_scorer_stale_records_total", Help: "Model records of a version older than the one served (or superseded before it was complete), dropped.",
+		}),
+		building: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eddy_scorer_building_version", Help: "The promoted version being built beside the served one (0: none).",
+		}),
+		promotions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eddy_scorer_promotions_total", Help: "Promoted versions swapped in.",
+		}),
 	}
 	cs := []prometheus.Collector{m.duration, m.requests, m.fallbacks, m.applied, m.rejected, m.applyLag, m.recsSent, m.recsDrop, m.recsFail, m.recsDrift, m.connected,
+		m.stale, m.building, m.promotions,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eddy_scorer_model_version", Help: "The model version requests are served from."}, func() float64 {
+			return float64(s.State().ModelVersion())
+		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eddy_scorer_state_items", Help: "Live items in the hot state."}, func() float64 {
-			n, _, _ := s.state.Sizes()
+			n, _, _ := s.State().Sizes()
 			return float64(n)
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eddy_scorer_state_users", Help: "Users in the hot state."}, func() float64 {
-			_, n, _ := s.state.Sizes()
+			_, n, _ := s.State().Sizes()
 			return float64(n)
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eddy_scorer_state_item_matrix_bytes", Help: "Bytes of the item vector matrix."}, func() float64 {
-			_, _, b := s.state.Sizes()
+			_, _, b := s.State().Sizes()
 			return float64(b)
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eddy_scorer_model_freshness_seconds", Help: "Age of the newest applied model record (by its event time)."}, func() float64 {
-			t := s.state.NewestRecord()
+			t := s.State().NewestRecord()
 			if t.IsZero() {
 				return 0
 			}

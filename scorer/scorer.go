@@ -60,6 +60,9 @@ type Response struct {
 	names    []string
 	// policy is the served list's "policy" (empty without --variants).
 	policy string
+	// st is the state the response is computed from: one model version,
+	// even if a promotion swaps the scorer's state meanwhile.
+	st *State
 }
 
 // Fallback reasons (label values of eddy_scorer_fallback_total).
@@ -73,8 +76,11 @@ const (
 
 // Scorer answers recommendation requests from a State.
 type Scorer struct {
-	cfg     Config
-	state   *State
+	cfg Config
+	// cur is the state requests read. A promotion builds the new version
+	// in a state of its own and swaps it in whole (Consumer), so every
+	// request reads one version.
+	cur     atomic.Pointer[State]
 	metrics *metrics
 	recs    *recsLog // nil: served lists are not published
 	split   []Variant
@@ -85,10 +91,8 @@ type Scorer struct {
 	frozen     atomic.Pointer[frozenModel]
 	wantFrozen bool
 
-	coalOnce sync.Once
-	coal     atomic.Pointer[topk.Coalescer]
-	scratch  sync.Pool
-	closed   atomic.Bool
+	scratch sync.Pool
+	closed  atomic.Bool
 }
 
 // New returns a scorer over state, registering its metrics on reg.
@@ -96,7 +100,8 @@ func New(cfg Config, state *State, reg prometheus.Registerer) (*Scorer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Scorer{cfg: cfg, state: state, split: cfg.variants()}
+	s := &Scorer{cfg: cfg, split: cfg.variants()}
+	s.cur.Store(state)
 	for _, v := range s.split {
 		a := arm{name: v.Name, policy: v.Policy}
 		s.wantFrozen = s.wantFrozen || v.Policy == PolicyFrozen
@@ -125,7 +130,7 @@ func (s *Scorer) Freeze() {
 	if !s.wantFrozen {
 		return
 	}
-	f := s.state.freeze(s.cfg.SearchWorkers, s.cfg.MaxBatch)
+	f := s.cur.Load().freeze(s.cfg.SearchWorkers, s.cfg.MaxBatch)
 	s.frozen.Store(f)
 }
 
@@ -139,7 +144,16 @@ func (s *Scorer) FrozenVersion() (uint64, time.Time) {
 }
 
 // State returns the scorer's state.
-func (s *Scorer) State() *State { return s.state }
+func (s *Scorer) State() *State { return s.cur.Load() }
+
+// swap makes next the state requests read (a promoted version, complete)
+// and returns the one it replaces. Requests already running finish on
+// the old state; its coalescer holds no goroutines, so dropping it is
+// enough.
+func (s *Scorer) swap(next *State) *State {
+	next.ranker.Store(s.cur.Load().ranker.Load())
+	return s.cur.Swap(next)
+}
 
 // arm is a variant as the scorer serves it, with its metric series.
 type arm struct {
@@ -158,27 +172,27 @@ func (s *Scorer) Variants() []Variant { return slices.Clone(s.split) }
 // assign returns the arm that serves userID.
 func (s *Scorer) assign(userID string) *arm { return &s.arms[Assign(s.split, userID)] }
 
-// coalescer returns the batcher, creating it once the index exists.
-func (s *Scorer) coalescer() *topk.Coalescer {
-	if c := s.coal.Load(); c != nil {
+// coalescer returns st's batcher, creating it once st's index exists.
+func (s *Scorer) coalescer(st *State) *topk.Coalescer {
+	if c := st.coal.Load(); c != nil {
 		return c
 	}
-	s.state.mu.RLock()
-	idx := s.state.index
-	s.state.mu.RUnlock()
+	st.mu.RLock()
+	idx := st.index
+	st.mu.RUnlock()
 	if idx == nil {
 		return nil
 	}
-	s.coalOnce.Do(func() {
-		s.coal.Store(topk.NewCoalescer(idx, s.cfg.SearchWorkers, s.cfg.MaxBatch))
+	st.coalOnce.Do(func() {
+		st.coal.Store(topk.NewCoalescer(idx, s.cfg.SearchWorkers, s.cfg.MaxBatch))
 	})
-	return s.coal.Load()
+	return st.coal.Load()
 }
 
-// SearchStats returns the coalescer's passes over the item matrix and the
-// queries they scored.
+// SearchStats returns the current state's coalescer's passes over the
+// item matrix and the queries they scored.
 func (s *Scorer) SearchStats() (passes, queries uint64) {
-	if c := s.coal.Load(); c != nil {
+	if c := s.cur.Load().coal.Load(); c != nil {
 		return c.Stats()
 	}
 	return 0, 0
@@ -187,8 +201,9 @@ func (s *Scorer) SearchStats() (passes, queries uint64) {
 // Close stops the search workers.
 func (s *Scorer) Close() {
 	s.closed.Store(true)
-	s.coalOnce.Do(func() {})
-	if c := s.coal.Load(); c != nil {
+	st := s.cur.Load()
+	st.coalOnce.Do(func() {})
+	if c := st.coal.Load(); c != nil {
 		c.Close()
 	}
 }
@@ -226,9 +241,9 @@ func (s *Scorer) recommend(req Request, a *arm) (*Response, error) {
 	if req.K < 1 || req.K > MaxK {
 		return nil, fmt.Errorf("%w: k %d: want 1–%d", ErrBadRequest, req.K, MaxK)
 	}
-	st := s.state
+	st := s.cur.Load()
 	resp := &Response{UserID: req.UserID, RequestID: req.RequestID, Variant: a.name,
-		ModelVersion: strconv.FormatUint(st.ModelVersion(), 10), policy: a.logPolicy}
+		ModelVersion: strconv.FormatUint(st.ModelVersion(), 10), policy: a.logPolicy, st: st}
 
 	sc, _ := s.scratch.Get().(*reqScratch)
 	if sc == nil {
@@ -250,12 +265,12 @@ func (s *Scorer) recommend(req Request, a *arm) (*Response, error) {
 	live := st.liveItems
 	st.mu.RUnlock()
 
-	coal, rs := s.coalescer(), st.ranker.Load()
+	coal, rs := s.coalescer(st), st.ranker.Load()
 	if frozen {
 		// The frozen copy's vectors and ranker; seen set and item
 		// features stay live (see PolicyFrozen).
 		f := s.frozen.Load()
-		if f == nil {
+		if f == nil || f.src != st {
 			return s.fallback(resp, req, seen, ReasonFrozenPending), nil
 		}
 		fu, ok := f.users[req.UserID]
@@ -303,7 +318,7 @@ func (s *Scorer) recommend(req Request, a *arm) (*Response, error) {
 
 // fillItems turns retrieval results into response items.
 func (s *Scorer) fillItems(resp *Response, res []topk.Result, explain bool, pop []float64) {
-	st := s.state
+	st := resp.st
 	resp.Items = make([]Item, len(res))
 	st.mu.RLock()
 	for i, r := range res {
@@ -351,7 +366,7 @@ func kindOf(name string) featureKind {
 // rerank computes the ranker features of every candidate, scores them and
 // keeps the best req.K (ties in retrieval order).
 func (s *Scorer) rerank(resp *Response, req Request, r Ranker, sc *reqScratch, userUpdates float64) {
-	st := s.state
+	st := resp.st
 	names := r.Features()
 	nf := len(names)
 	out := sc.q.Out
@@ -384,7 +399,7 @@ func (s *Scorer) rerank(resp *Response, req Request, r Ranker, sc *reqScratch, u
 			case featMFScore:
 				v = float64(res.Score)
 			case featLogPopularity:
-				v = math.Log1p(s.state.decayedPopularity(*m, nowMs))
+				v = math.Log1p(st.decayedPopularity(*m, nowMs))
 			case featCTR:
 				v = min(1, max(0, (float64(m.popularity)+1)/(float64(m.impressions)+10)))
 			case featRecency:
@@ -473,7 +488,7 @@ func (s *Scorer) fallback(resp *Response, req Request, seen []int32, reason stri
 // popularList serves the most popular live items (decayed), skipping seen
 // ones when the request asks to.
 func (s *Scorer) popularList(resp *Response, req Request, seen []int32) *Response {
-	pop := s.state.popular(time.Now())
+	pop := resp.st.popular(time.Now())
 	res := make([]topk.Result, 0, req.K)
 	for _, p := range pop {
 		if len(res) == req.K {

@@ -152,7 +152,7 @@ func TestRankerRescoresAndExplains(t *testing.T) {
 	// A ranker that prefers popularity over the MF score reverses the order.
 	b, _ := modelrec.EncodeRanker(&modelrec.Ranker{Schema: 1, ModelVersion: 3,
 		Features: []string{modelrec.FeatureMFScore, modelrec.FeatureItemLogPopularity, "not_known_yet"}, Weights: []float64{0.1, 5, 7}, Bias: -1})
-	if err := s.state.ApplyRanker(b); err != nil {
+	if err := s.State().ApplyRanker(b); err != nil {
 		t.Fatal(err)
 	}
 	code, body := get(t, s, "user_id=u1&k=2&explain=true")
@@ -188,7 +188,7 @@ func TestEmptyModelFallsBack(t *testing.T) {
 
 func TestDeletesAndBadRecords(t *testing.T) {
 	s, _ := newTestScorer(t)
-	n, err := s.state.ApplyItems([]Record{{Key: []byte("b")}, itemRec(t, "f", []float32{1, 2, 3}, 0, 1), {Key: []byte("g"), Value: []byte{1, 2}}})
+	n, err := s.State().ApplyItems([]Record{{Key: []byte("b")}, itemRec(t, "f", []float32{1, 2, 3}, 0, 1), {Key: []byte("g"), Value: []byte{1, 2}}})
 	if n != 1 || err == nil {
 		t.Fatalf("applied %d, err %v; want 1 and the first error", n, err)
 	}
@@ -196,7 +196,7 @@ func TestDeletesAndBadRecords(t *testing.T) {
 	if got := itemIDs(body); !slices.Equal(got, []string{"c", "d"}) {
 		t.Fatalf("after deleting b: %v", got)
 	}
-	if items, _, _ := s.state.Sizes(); items != 4 {
+	if items, _, _ := s.State().Sizes(); items != 4 {
 		t.Fatalf("live items %d, want 4", items)
 	}
 }
@@ -248,7 +248,7 @@ func (f *fakeProducer) Produce(_ context.Context, r *kgo.Record, promise func(*k
 func TestServedListsPublished(t *testing.T) {
 	s, _ := newTestScorer(t)
 	b, _ := modelrec.EncodeRanker(&modelrec.Ranker{Schema: 1, Features: []string{modelrec.FeatureMFScore}, Weights: []float64{1}})
-	_ = s.state.ApplyRanker(b)
+	_ = s.State().ApplyRanker(b)
 	p := &fakeProducer{}
 	s.PublishServedLists(p, "t.recs")
 	_, body := get(t, s, "user_id=u1&k=2")

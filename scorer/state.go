@@ -50,6 +50,10 @@ type State struct {
 	modelVersion atomic.Uint64
 	newestMillis atomic.Int64 // newest record timestamp applied (freshness)
 
+	// coal batches the searches of requests reading this state.
+	coalOnce sync.Once
+	coal     atomic.Pointer[topk.Coalescer]
+
 	popMu    sync.Mutex
 	popAt    time.Time
 	popList  []topk.Result
@@ -68,6 +72,7 @@ type rankerState struct {
 // from the live state.
 type frozenModel struct {
 	at      time.Time
+	src     *State // the live state it was copied from (item indexes are its)
 	version uint64
 	live    int
 	users   map[string]frozenUser
@@ -87,7 +92,7 @@ type frozenUser struct {
 func (s *State) freeze(workers, maxBatch int) *frozenModel {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	f := &frozenModel{at: time.Now(), version: s.modelVersion.Load(), live: s.liveItems,
+	f := &frozenModel{at: time.Now(), src: s, version: s.modelVersion.Load(), live: s.liveItems,
 		users: make(map[string]frozenUser, len(s.users)), ranker: s.ranker.Load()}
 	flat := make([]float32, len(s.users)*s.dim) // one allocation for all vectors
 	for id, u := range s.users {

@@ -172,14 +172,14 @@ func newVariantScorer(t *testing.T, spec string) (*Scorer, *prometheus.Registry)
 	cfg := DefaultConfig()
 	cfg.Variants = spec
 	reg := prometheus.NewRegistry()
-	s, err := New(cfg, base.state, reg)
+	s, err := New(cfg, base.State(), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
 	b, _ := modelrec.EncodeRanker(&modelrec.Ranker{Schema: 1, ModelVersion: 3,
 		Features: []string{modelrec.FeatureMFScore, modelrec.FeatureItemLogPopularity}, Weights: []float64{0.1, 5}})
-	if err := s.state.ApplyRanker(b); err != nil {
+	if err := s.State().ApplyRanker(b); err != nil {
 		t.Fatal(err)
 	}
 	return s, reg
@@ -312,7 +312,7 @@ func TestFrozenVariantServesTheCopy(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Variants = "fz:frozen=1"
 	reg := prometheus.NewRegistry()
-	fz, err := New(cfg, online.state, reg)
+	fz, err := New(cfg, online.State(), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,10 +343,10 @@ func TestFrozenVariantServesTheCopy(t *testing.T) {
 
 	// The live model moves on: u1 turns round and has consumed e, item f
 	// is new, user u2 appears.
-	if _, err := online.state.ApplyUsers([]Record{userRec(t, "u1", []float32{-1, 0}, "a", "e"), userRec(t, "u2", []float32{1, 0})}); err != nil {
+	if _, err := online.State().ApplyUsers([]Record{userRec(t, "u1", []float32{-1, 0}, "a", "e"), userRec(t, "u2", []float32{1, 0})}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := online.state.ApplyItems([]Record{itemRec(t, "f", []float32{10, 0}, 0, 1), itemRec(t, "c", []float32{-9, 0}, 0, 3)}); err != nil {
+	if _, err := online.State().ApplyItems([]Record{itemRec(t, "f", []float32{10, 0}, 0, 1), itemRec(t, "c", []float32{-9, 0}, 0, 3)}); err != nil {
 		t.Fatal(err)
 	}
 	check(online, "u1", []string{"c", "d"}, false)

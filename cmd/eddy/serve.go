@@ -125,9 +125,10 @@ func startScorerWith(ctx context.Context, kf *kafkaFlags, cfg scorer.Config, st 
 		return nil, err
 	}
 	cons, err := scorer.NewConsumer(sc, scorer.Topics{
-		Users:  kf.layout.Name(stream.TopicModelUsers),
-		Items:  kf.layout.Name(stream.TopicModelItems),
-		Ranker: kf.layout.Name(stream.TopicModelRanker),
+		Users:    kf.layout.Name(stream.TopicModelUsers),
+		Items:    kf.layout.Name(stream.TopicModelItems),
+		Ranker:   kf.layout.Name(stream.TopicModelRanker),
+		Versions: kf.layout.Name(stream.TopicModelVersions),
 	}, log, opts...)
 	if err != nil {
 		return nil, err
