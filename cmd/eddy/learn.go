@@ -254,6 +254,7 @@ func startLearner(ctx context.Context, kf *kafkaFlags, cfg learnSettings, srv *h
 		ItemGrads:  kf.layout.Name(stream.TopicItemGrads),
 		ModelUsers: kf.layout.Name(stream.TopicModelUsers),
 		ModelItems: kf.layout.Name(stream.TopicModelItems),
+		Versions:   kf.layout.Name(stream.TopicModelVersions),
 	}
 	stateDir := filepath.Join(kf.dataDir, "state")
 	var users, items *task.Config

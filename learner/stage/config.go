@@ -17,6 +17,9 @@ type Topics struct {
 	// ModelUsers and ModelItems are the compacted model topics the scorer
 	// replays.
 	ModelUsers, ModelItems string
+	// Versions is the retrain role's model.versions: with it, both stages
+	// adopt each promoted version (promotion.go); "" never adopts.
+	Versions string
 }
 
 // Config configures both stages. Fill it with DefaultConfig.

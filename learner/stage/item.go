@@ -36,6 +36,12 @@ type itemProc struct {
 	free  []*itemEntry
 	g     learner.ItemGradient
 	buf   []byte
+
+	// Promotion (promotion.go), as on the user stage.
+	proms   *promotions
+	opts    []kgo.Opt
+	ctx     context.Context
+	version uint64
 }
 
 func newItemProc(cfg *Config, mf *learner.MF, m *metrics, log *slog.Logger) *itemProc {
@@ -49,7 +55,8 @@ func newItemProc(cfg *Config, mf *learner.MF, m *metrics, log *slog.Logger) *ite
 }
 
 // Process implements task.Processor.
-func (p *itemProc) Process(_ context.Context, recs []*kgo.Record, b *task.Batch) error {
+func (p *itemProc) Process(ctx context.Context, recs []*kgo.Record, b *task.Batch) error {
+	p.ctx = ctx
 	return p.process(recs, b)
 }
 
@@ -63,10 +70,49 @@ func gradHeader(r *kgo.Record) []byte {
 }
 
 func (p *itemProc) process(recs []*kgo.Record, b batch) error {
-	var updates, imps, invalid int
+	if p.version == 0 {
+		v, _, err := loadAdopted(b, p.cfg.ModelVersion)
+		if err != nil {
+			return err
+		}
+		p.version = v
+	}
+	if p.proms != nil {
+		if pr := p.proms.Latest(); pr != nil && pr.Version > p.version {
+			if err := p.adopt(b, pr); err != nil {
+				return err
+			}
+		}
+	}
+	var updates, imps, invalid, stale int
 	var newest time.Time
 	for _, r := range recs {
 		kind, ts, err := decodeGradHeader(gradHeader(r))
+		if err == nil && kind != KindImpressions && p.proms != nil {
+			switch gv := recordVersion(r, p.cfg.ModelVersion); {
+			case gv < p.version:
+				stale++ // computed against the replaced model
+				continue
+			case gv > p.version:
+				// The user stage adopted a version this partition has
+				// not: adopt it first (its record may still be on its
+				// way to this stage's watcher).
+				ctx := p.ctx
+				if ctx == nil {
+					ctx = context.Background()
+				}
+				pr, err := p.proms.wait(ctx, gv, 30*time.Second)
+				if err != nil {
+					return err
+				}
+				if err := p.publish(b); err != nil {
+					return err
+				}
+				if err := p.adopt(b, pr); err != nil {
+					return err
+				}
+			}
+		}
 		if err == nil && len(r.Key) == 0 {
 			err = fmt.Errorf("%w: no key", errBadEnvelope)
 		}
@@ -118,6 +164,7 @@ func (p *itemProc) process(recs []*kgo.Record, b batch) error {
 	p.m.records.WithLabelValues("item", "trained").Add(float64(updates))
 	p.m.records.WithLabelValues("item", "impression").Add(float64(imps))
 	p.m.records.WithLabelValues("item", "invalid").Add(float64(invalid))
+	p.m.staleGrads.Add(float64(stale))
 	if !newest.IsZero() {
 		p.m.staleness.WithLabelValues("item").Set(max(0, time.Since(newest).Seconds()))
 	}
@@ -151,6 +198,9 @@ func (p *itemProc) item(b batch, id string) (*itemEntry, error) {
 			p.log.Warn("item stage: stored item vector has another dimension; starting it over", "dim", len(it.v.Vec), "want", dim)
 			fresh = true
 		}
+		if it.v.ModelVersion < p.version {
+			fresh = true // not in the adopted version: the old vector is in the replaced space
+		}
 	} else {
 		it.v.Popularity, it.v.Impressions, it.v.TsMillis = 0, 0, math.MinInt64
 	}
@@ -176,7 +226,7 @@ func (p *itemProc) publish(b batch) error {
 	published := 0
 	for _, it := range p.dirty {
 		it.v.Bias, it.v.Updates = it.row.Bias, uint64(it.row.Count)
-		it.v.ModelVersion = p.cfg.ModelVersion
+		it.v.ModelVersion = p.version
 		if it.v.TsMillis == math.MinInt64 {
 			it.v.TsMillis = 0
 		}
@@ -199,5 +249,54 @@ func (p *itemProc) publish(b batch) error {
 	p.m.published.WithLabelValues("item").Add(float64(published))
 	clear(p.dirty)
 	p.dirty = p.dirty[:0]
+	return nil
+}
+
+// adopt makes promoted version pr this partition's item model in batch b:
+// the version's items of the partition replace their vectors, biases and
+// update counts, keeping the stage's decayed popularity and impressions.
+func (p *itemProc) adopt(b batch, pr *promotion) error {
+	ctx := p.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	part := batchPartition(b)
+	start := time.Now()
+	n := 0
+	if rg, ok := pr.Published.ItemRanges[part]; ok {
+		recs, err := readRange(ctx, p.opts, p.cfg.Topics.ModelItems, part, rg[0], rg[1])
+		if err != nil {
+			return err
+		}
+		var v, old modelrec.Vector
+		for _, r := range recs {
+			if recordVersion(r, 0) != pr.Version || r.Value == nil {
+				continue
+			}
+			if err := modelrec.DecodeVector(r.Value, &v); err != nil || v.Kind != modelrec.KindItem || len(v.Vec) != p.cfg.MF.Dim {
+				return fmt.Errorf("stage: version %d: item record at offset %d does not fit (dim %d, want %d): %v", pr.Version, r.Offset, len(v.Vec), p.cfg.MF.Dim, err)
+			}
+			if cur, ok, err := b.Get(r.Key); err != nil {
+				return fmt.Errorf("stage: read item state: %w", err)
+			} else if ok && modelrec.DecodeVector(cur, &old) == nil {
+				v.Popularity, v.Impressions, v.TsMillis = old.Popularity, old.Impressions, max(old.TsMillis, v.TsMillis)
+			}
+			if p.buf, err = modelrec.AppendVector(p.buf[:0], &v); err != nil {
+				return fmt.Errorf("stage: item %q: %w", r.Key, err)
+			}
+			if err := b.Put(r.Key, p.buf); err != nil {
+				return fmt.Errorf("stage: write item state: %w", err)
+			}
+			n++
+		}
+	}
+	prev := p.version
+	p.version = pr.Version
+	if err := saveAdopted(b, p.version, 0); err != nil {
+		return err
+	}
+	p.m.adoptions.WithLabelValues("item").Inc()
+	p.log.Info("item stage: adopted a promoted version", "partition", part, "model_version", p.version, "previous", prev,
+		"items", n, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

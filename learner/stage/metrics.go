@@ -20,6 +20,8 @@ type metrics struct {
 	replicaRejected prometheus.Counter
 	replicaItems    prometheus.Gauge
 	replicaDelay    prometheus.Gauge
+	adoptions       *prometheus.CounterVec // stage
+	staleGrads      prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -65,6 +67,14 @@ func newMetrics() *metrics {
 			Name: "eddy_learner_item_replica_delay_seconds",
 			Help: "Parameter-sync delay: now minus the Kafka timestamp of the newest model.items record in the last fetch.",
 		}),
+		adoptions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_learner_adoptions_total",
+			Help: "Promoted model versions a stage partition adopted (its state replaced by the version's vectors).",
+		}, []string{"stage"}),
+		staleGrads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eddy_learner_stale_gradients_total",
+			Help: "Item gradients computed against a model version the item stage has replaced, dropped.",
+		}),
 	}
 }
 
@@ -85,6 +95,8 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 	reuse(reg, &m.replicaRejected, &err)
 	reuse(reg, &m.replicaItems, &err)
 	reuse(reg, &m.replicaDelay, &err)
+	reuse(reg, &m.adoptions, &err)
+	reuse(reg, &m.staleGrads, &err)
 	if err != nil {
 		return fmt.Errorf("stage: register metrics: %w", err)
 	}

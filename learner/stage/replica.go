@@ -35,6 +35,12 @@ type ItemReplica struct {
 	counts []uint32
 	live   []bool
 	liveN  int
+	// vers is each item's model version; floor the newest promoted
+	// version seen (a record marked with VersionHeader). Items below the
+	// floor are in the replaced model's space: read reports them missing
+	// (the item stage starts them over), and records below it are stale.
+	vers  []uint64
+	floor uint64
 
 	pmu       sync.Mutex
 	target    map[int32]int64 // last stable offsets at start
@@ -91,7 +97,7 @@ func (r *ItemReplica) read(id string, row *learner.Row) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	i, ok := r.index[id]
-	if !ok || !r.live[i] {
+	if !ok || !r.live[i] || r.vers[i] < r.floor {
 		return false
 	}
 	copy(row.Vec, r.vecs[int(i)*r.dim:int(i+1)*r.dim])
@@ -104,7 +110,7 @@ func (r *ItemReplica) count(id string) (uint32, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	i, ok := r.index[id]
-	if !ok || !r.live[i] {
+	if !ok || !r.live[i] || r.vers[i] < r.floor {
 		return 0, false
 	}
 	return r.counts[i], true
@@ -112,6 +118,12 @@ func (r *ItemReplica) count(id string) (uint32, bool) {
 
 // apply installs one record; a nil value deletes the item.
 func (r *ItemReplica) apply(key, value []byte, v *modelrec.Vector) error {
+	return r.applyMarked(key, value, v, false)
+}
+
+// applyMarked applies a record; marked says it carries VersionHeader (a
+// promotion's vector), which raises the floor to its version.
+func (r *ItemReplica) applyMarked(key, value []byte, v *modelrec.Vector, marked bool) error {
 	if value == nil {
 		r.mu.Lock()
 		if i, ok := r.index[string(key)]; ok && r.live[i] {
@@ -129,9 +141,16 @@ func (r *ItemReplica) apply(key, value []byte, v *modelrec.Vector) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if marked && v.ModelVersion > r.floor {
+		r.floor = v.ModelVersion
+	}
+	if v.ModelVersion < r.floor {
+		return nil // a stage's record of the replaced version
+	}
 	i, ok := r.index[string(key)]
 	if !ok {
 		i = int32(len(r.live))
+		r.vers = append(r.vers, v.ModelVersion)
 		r.index[string(key)] = i
 		r.vecs = append(r.vecs, v.Vec...)
 		r.bias = append(r.bias, v.Bias)
@@ -144,8 +163,38 @@ func (r *ItemReplica) apply(key, value []byte, v *modelrec.Vector) error {
 	if !r.live[i] {
 		r.liveN++
 	}
-	r.bias[i], r.counts[i], r.live[i] = v.Bias, uint32(min(v.Updates, math.MaxUint32)), true
+	r.bias[i], r.counts[i], r.live[i], r.vers[i] = v.Bias, uint32(min(v.Updates, math.MaxUint32)), true, v.ModelVersion
 	return nil
+}
+
+// waitPast waits until the replica has applied every partition up to the
+// end of ranges (a promotion's items) and holds version v.
+func (r *ItemReplica) waitPast(ctx context.Context, v uint64, ranges map[int32][2]int64) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		r.pmu.Lock()
+		ok := true
+		for p, rg := range ranges {
+			if r.done[p] < rg[1] {
+				ok = false
+			}
+		}
+		r.pmu.Unlock()
+		r.mu.RLock()
+		ok = ok && r.floor >= v
+		r.mu.RUnlock()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("stage: the item replica has not read version %d's items after 2m", v)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Run consumes until ctx ends (it returns nil then) or the end offsets
@@ -176,7 +225,7 @@ func (r *ItemReplica) Run(ctx context.Context) error {
 				if rec.Attrs.IsControl() {
 					continue
 				}
-				if err := r.apply(rec.Key, rec.Value, &v); err != nil {
+				if err := r.applyMarked(rec.Key, rec.Value, &v, hasVersionHeader(rec)); err != nil {
 					if rejected == 0 {
 						r.log.Warn("item replica: record rejected", "partition", p.Partition, "offset", rec.Offset, "err", err)
 					}
@@ -244,4 +293,13 @@ func (r *ItemReplica) loadTargets(ctx context.Context) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+func hasVersionHeader(r *kgo.Record) bool {
+	for _, h := range r.Headers {
+		if h.Key == VersionHeader {
+			return true
+		}
+	}
+	return false
 }

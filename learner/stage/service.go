@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"log/slog"
 	"strings"
 	"sync"
@@ -88,9 +89,38 @@ func (s *Service) setErr(err error) {
 // once the item replica has caught up. A Service runs once.
 func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
+	// The promotions watcher: both stages adopt what the retrain role
+	// promotes. Processing starts once it has read the versions topic, so
+	// a restarted stage knows the version it must be on.
+	var proms *promotions
+	var promOpts []kgo.Opt
+	if s.cfg.Topics.Versions != "" {
+		rc := s.users
+		if rc == nil {
+			rc = s.items
+		}
+		opts, err := rc.Client.Opts()
+		if err != nil {
+			return fmt.Errorf("stage: %w", err)
+		}
+		if proms, err = newPromotions(s.cfg.Topics.Versions, s.log, opts...); err != nil {
+			return err
+		}
+		defer proms.Close()
+		promOpts = opts
+		pctx, stopProms := context.WithCancel(gctx)
+		var pwg sync.WaitGroup
+		pwg.Go(func() { _ = proms.Run(pctx) })
+		defer func() { stopProms(); pwg.Wait() }()
+		if err := proms.waitCaughtUp(gctx); err != nil {
+			return nil
+		}
+	}
 	if s.items != nil {
 		rt, err := task.New(*s.items, func(int32) (task.Processor, error) {
-			return newItemProc(&s.cfg, s.mf, s.m, s.log), nil
+			p := newItemProc(&s.cfg, s.mf, s.m, s.log)
+			p.proms, p.opts = proms, promOpts
+			return p, nil
 		}, s.reg, s.log.With("stage", "item"))
 		if err != nil {
 			return err
@@ -128,7 +158,9 @@ func (s *Service) Run(ctx context.Context) error {
 				return nil
 			}
 			rt, err := task.New(*s.users, func(int32) (task.Processor, error) {
-				return newUserProc(&s.cfg, s.mf, rep, s.m, s.log), nil
+				p := newUserProc(&s.cfg, s.mf, rep, s.m, s.log)
+				p.proms, p.opts = proms, promOpts
+				return p, nil
 			}, s.reg, s.log.With("stage", "user"))
 			if err != nil {
 				return s.wrap(ctx, "user stage", err)

@@ -17,6 +17,9 @@ var (
 	samplerKey = []byte{0, 's'}
 	// catalogue chunk i is under catalogueKey + uint32 BE i.
 	catalogueKey = []byte{0, 'c'}
+	// adoptedKey holds the model version the partition adopted last
+	// (uint64 LE); absent: Config.ModelVersion, nothing adopted.
+	adoptedKey = []byte{0, 'v'}
 )
 
 // maxSeen bounds Config.SeenItems by what a user record can carry.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -76,6 +77,16 @@ type userProc struct {
 	cat    *catalogue
 	smp    *sampler
 
+	// Promotion (promotion.go): proms follows model.versions (nil: never
+	// adopt), opts reach Kafka for the adoption's reads; version is the
+	// partition's model version (0 until loaded), skipBelow the offset
+	// under which events are already in the adopted batch model.
+	proms     *promotions
+	opts      []kgo.Opt
+	ctx       context.Context
+	version   uint64
+	skipBelow int64
+
 	// Per batch.
 	users   map[string]*userEntry
 	dirty   []*userEntry
@@ -122,7 +133,8 @@ func newUserProc(cfg *Config, mf *learner.MF, items itemSource, m *metrics, log 
 }
 
 // Process implements task.Processor.
-func (p *userProc) Process(_ context.Context, recs []*kgo.Record, b *task.Batch) error {
+func (p *userProc) Process(ctx context.Context, recs []*kgo.Record, b *task.Batch) error {
+	p.ctx = ctx
 	return p.process(recs, b)
 }
 
@@ -175,11 +187,33 @@ func (p *userProc) process(recs []*kgo.Record, b batch) error {
 			return err
 		}
 	}
+	if p.version == 0 {
+		v, skip, err := loadAdopted(b, p.cfg.ModelVersion)
+		if err != nil {
+			return err
+		}
+		p.version, p.skipBelow = v, skip
+	}
+	if p.proms != nil && len(recs) > 0 {
+		if pr := p.proms.Latest(); pr != nil && pr.Version > p.version {
+			if err := p.adopt(b, pr, recs[0].Offset); err != nil {
+				return err
+			}
+		}
+	}
+	return p.processEvents(recs, b)
+}
+
+// processEvents trains on recs and publishes what changed.
+func (p *userProc) processEvents(recs []*kgo.Record, b batch) error {
 	p.records, p.headers, p.arena = nil, nil, make([]byte, 0, 32<<10)
 	var trained, seen, imps, invalid int
 	var lossSum float64
 	var newest time.Time
 	for _, r := range recs {
+		if r.Offset < p.skipBelow {
+			continue // already learned by the adopted batch model
+		}
 		ev, err := event.Decode(r.Value, p.dec)
 		if err != nil {
 			invalid++
@@ -269,6 +303,11 @@ func (p *userProc) user(b batch, id string) (*userEntry, error) {
 			// The operator changed --dim: the old vector cannot be
 			// used; the user starts over (the seen list stays).
 			p.log.Warn("user stage: stored user vector has another dimension; starting it over", "dim", len(u.v.Vec), "want", dim)
+			fresh = true
+		}
+		if u.v.ModelVersion < p.version {
+			// Not in the adopted version (new since its cut-off): the
+			// vector lives in the replaced model's space.
 			fresh = true
 		}
 	} else {
@@ -471,13 +510,25 @@ func (p *userProc) emit(b batch, item string, start int, kind GradKind, ts int64
 		p.headers = make([]kgo.RecordHeader, 0, 256)
 	}
 	p.headers = append(p.headers, kgo.RecordHeader{Key: GradHeader, Value: hv})
+	nh := 1
+	if p.version != p.cfg.ModelVersion && p.version != 0 {
+		// After an adoption: the item stage drops gradients of older
+		// versions.
+		if len(p.headers) == cap(p.headers) {
+			p.headers = append(make([]kgo.RecordHeader, 0, 256), p.headers[len(p.headers)-1])
+		}
+		vs := len(p.arena)
+		p.arena = strconv.AppendUint(p.arena, p.version, 10)
+		p.headers = append(p.headers, kgo.RecordHeader{Key: VersionHeader, Value: p.arena[vs:len(p.arena):len(p.arena)]})
+		nh = 2
+	}
 	if len(p.records) == cap(p.records) {
 		p.records = make([]kgo.Record, 0, 256)
 	}
 	n := len(p.headers)
 	p.records = append(p.records, kgo.Record{
 		Topic: p.cfg.Topics.ItemGrads, Key: key, Value: val,
-		Headers: p.headers[n-1 : n : n], Timestamp: kts,
+		Headers: p.headers[n-nh : n : n], Timestamp: kts,
 	})
 	b.EmitRecord(&p.records[len(p.records)-1])
 }
@@ -487,7 +538,7 @@ func (p *userProc) emit(b batch, item string, start int, kind GradKind, ts int64
 func (p *userProc) publish(b batch) error {
 	for _, u := range p.dirty {
 		u.v.Updates = uint64(u.row.Count)
-		u.v.ModelVersion = p.cfg.ModelVersion
+		u.v.ModelVersion = p.version
 		var err error
 		if p.buf, err = modelrec.AppendVector(p.buf[:0], &u.v); err != nil {
 			// A non-finite factor: the SGD diverged for this user.
@@ -534,4 +585,87 @@ func norm(v []float32) float64 {
 		s += float64(x) * float64(x)
 	}
 	return math.Sqrt(s)
+}
+
+// adopt makes promoted version pr this partition's model, in batch b whose
+// first event is at offset first (see promotion.go): the version's users,
+// then the events from the cut-off re-applied.
+func (p *userProc) adopt(b batch, pr *promotion, first int64) error {
+	ctx := p.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	part := batchPartition(b)
+	start := time.Now()
+	if pr.Published.Dim != p.cfg.MF.Dim {
+		return fmt.Errorf("stage: version %d has %d dimensions, the learner %d: retrain with the learner's --dim", pr.Version, pr.Published.Dim, p.cfg.MF.Dim)
+	}
+	// The replay reads item vectors: the replica must hold the version's.
+	if w, ok := p.items.(interface {
+		waitPast(context.Context, uint64, map[int32][2]int64) error
+	}); ok {
+		if err := w.waitPast(ctx, pr.Version, pr.Published.ItemRanges); err != nil {
+			return err
+		}
+	}
+	users := 0
+	if rg, ok := pr.Published.UserRanges[part]; ok {
+		recs, err := readRange(ctx, p.opts, p.cfg.Topics.ModelUsers, part, rg[0], rg[1])
+		if err != nil {
+			return err
+		}
+		var v modelrec.Vector
+		for _, r := range recs {
+			if recordVersion(r, 0) != pr.Version || r.Value == nil {
+				continue // a stage's record between the promotion's
+			}
+			if err := modelrec.DecodeVector(r.Value, &v); err != nil || v.Kind != modelrec.KindUser {
+				return fmt.Errorf("stage: version %d: user record at offset %d does not decode: %v", pr.Version, r.Offset, err)
+			}
+			if err := b.Put(r.Key, r.Value); err != nil {
+				return fmt.Errorf("stage: write user state: %w", err)
+			}
+			users++
+		}
+	}
+	for id, ov := range p.overlay {
+		delete(p.overlay, id)
+		p.ovFree = append(p.ovFree, ov)
+	}
+	prev := p.version
+	p.version = pr.Version
+	cut, ok := pr.Data.CutoffOffsets[part]
+	if !ok {
+		cut = first
+	}
+	var replayed int
+	if cut < first {
+		recs, err := readRange(ctx, p.opts, p.cfg.Topics.Events, part, cut, first)
+		if err != nil {
+			return err
+		}
+		replayed = len(recs)
+		p.skipBelow = 0
+		if err := p.processEvents(recs, b); err != nil {
+			return err
+		}
+	}
+	// Events before the cut-off that this partition has not processed yet
+	// (it lagged behind it) are in the batch model already.
+	p.skipBelow = max(cut, 0)
+	if err := saveAdopted(b, p.version, p.skipBelow); err != nil {
+		return err
+	}
+	p.m.adoptions.WithLabelValues("user").Inc()
+	p.log.Info("user stage: adopted a promoted version", "partition", part, "model_version", p.version, "previous", prev,
+		"users", users, "replayed_events", replayed, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// batchPartition is the batch's partition (0 for test batches without one).
+func batchPartition(b batch) int32 {
+	if pb, ok := b.(interface{ Partition() int32 }); ok {
+		return pb.Partition()
+	}
+	return 0
 }
