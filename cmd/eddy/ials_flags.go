@@ -16,17 +16,21 @@ import (
 // `eddy train` and `eddy eval offline`.
 type ialsFlags struct{ c ials.Config }
 
-func (f *ialsFlags) register(fs *flag.FlagSet) {
+func (f *ialsFlags) register(fs *flag.FlagSet) { f.registerPrefixed(fs, "") }
+
+// registerPrefixed registers the flags with a prefix ("retrain-" in eddy
+// up, where --dim is the online learner's).
+func (f *ialsFlags) registerPrefixed(fs *flag.FlagSet, p string) {
 	f.c = ials.DefaultConfig()
-	fs.IntVar(&f.c.Dim, "dim", f.c.Dim, "iALS latent factors (1–1024; 32–128 to match the online model)")
-	fs.IntVar(&f.c.Epochs, "epochs", f.c.Epochs, "iALS epochs (users, then items)")
-	fs.Float64Var(&f.c.Reg, "reg", f.c.Reg, "iALS L2 regularisation λ, scaled per row by (count + α₀·N)^ν")
-	fs.Float64Var(&f.c.RegExponent, "reg-exponent", f.c.RegExponent, "ν: 1 scales λ with a row's observations, 0 is plain λ")
-	fs.Float64Var(&f.c.UnobservedWeight, "unobserved-weight", f.c.UnobservedWeight, "α₀: weight of the every-pair term that pulls scores towards 0")
-	fs.Float64Var(&f.c.InitScale, "init-scale", f.c.InitScale, "σ: rows start from N(0, σ²/dim)")
-	fs.IntVar(&f.c.CGSteps, "cg-steps", f.c.CGSteps, "conjugate-gradient steps per row and epoch")
-	fs.IntVar(&f.c.Threads, "threads", 0, "goroutines solving rows (0 = GOMAXPROCS); the model does not depend on it")
-	fs.Uint64Var(&f.c.Seed, "seed", f.c.Seed, "random seed; the same flags and data give the same model")
+	fs.IntVar(&f.c.Dim, p+"dim", f.c.Dim, "iALS latent factors (1–1024; 32–128 to match the online model)")
+	fs.IntVar(&f.c.Epochs, p+"epochs", f.c.Epochs, "iALS epochs (users, then items)")
+	fs.Float64Var(&f.c.Reg, p+"reg", f.c.Reg, "iALS L2 regularisation λ, scaled per row by (count + α₀·N)^ν")
+	fs.Float64Var(&f.c.RegExponent, p+"reg-exponent", f.c.RegExponent, "ν: 1 scales λ with a row's observations, 0 is plain λ")
+	fs.Float64Var(&f.c.UnobservedWeight, p+"unobserved-weight", f.c.UnobservedWeight, "α₀: weight of the every-pair term that pulls scores towards 0")
+	fs.Float64Var(&f.c.InitScale, p+"init-scale", f.c.InitScale, "σ: rows start from N(0, σ²/dim)")
+	fs.IntVar(&f.c.CGSteps, p+"cg-steps", f.c.CGSteps, "conjugate-gradient steps per row and epoch")
+	fs.IntVar(&f.c.Threads, p+"threads", 0, "goroutines solving rows (0 = GOMAXPROCS); the model does not depend on it")
+	fs.Uint64Var(&f.c.Seed, p+"seed", f.c.Seed, "random seed; the same flags and data give the same model")
 }
 
 func (f *ialsFlags) config() (ials.Config, error) {

@@ -31,8 +31,10 @@ type upFlags struct {
 	proc   processFlags
 	drift  driftFlags
 	arch   archiveRoleFlags
-	// noArchive leaves the archive role out.
-	noArchive bool
+	retr   retrainFlags
+	// noArchive leaves the archive role out (and the retrain role, which
+	// trains on the archive); noRetrain only the retrain role.
+	noArchive, noRetrain bool
 }
 
 func (f *upFlags) register(fs *flag.FlagSet) {
@@ -49,7 +51,9 @@ func (f *upFlags) register(fs *flag.FlagSet) {
 	f.proc.register(fs, "process-")
 	f.drift.register(fs, "drift-")
 	f.arch.register(fs, "")
-	fs.BoolVar(&f.noArchive, "no-archive", false, "do not run the archive role")
+	fs.BoolVar(&f.noArchive, "no-archive", false, "do not run the archive role (nor the retrain role, which trains on the archive)")
+	f.retr.register(fs, "retrain-", false)
+	fs.BoolVar(&f.noRetrain, "no-retrain", false, "do not run the retrain role")
 	// All in one process: the process role's user stage copies the drift
 	// sample's events and the scorer its served lists, so the drift role
 	// reads neither source topic again.
@@ -68,6 +72,8 @@ type upRoles struct {
 	drift    driftSettings
 	// archive is nil when the archive role is left out.
 	archive *archiveRoleFlags
+	// retrain is nil when the retrain role is left out.
+	retrain *retrainFlags
 }
 
 // roles validates the Kafka flags and resolves the roles' settings; fs is
@@ -116,6 +122,12 @@ func (f *upFlags) roles(fs *flag.FlagSet) (upRoles, error) {
 			return r, err
 		}
 		r.archive = &f.arch
+		if !f.noRetrain {
+			if _, err := f.retr.config(f.kf, r.learner.Stage.MF.Dim); err != nil {
+				return r, err
+			}
+			r.retrain = &f.retr
+		}
 	}
 	return r, nil
 }
@@ -164,6 +176,11 @@ func startUp(ctx context.Context, kf *kafkaFlags, r upRoles, httpAddr string, lo
 	if r.archive != nil {
 		starts = append(starts, func() (func(), error) { return startArchive(ctx, kf, r.archive, u.srv, reg, log, nil) })
 	}
+	if r.retrain != nil {
+		starts = append(starts, func() (func(), error) {
+			return startRetrain(ctx, kf, r.retrain, &r.archive.where, r.learner.Stage.MF.Dim, nil, u.srv, reg, log, nil)
+		})
+	}
 	for _, start := range starts {
 		stop, err := start()
 		if err != nil {
@@ -210,6 +227,9 @@ user and item stages and its online ranker (flags prefixed learner-, e.g.
 --learner-label-window), the scorer
 (GET /v1/recommendations), the archive (events and served lists to Parquet
 under --archive-dir, default <data-dir>/archive; --no-archive leaves it out)
+the retrain role (flags prefixed retrain-: on drift, eddy retrain --now or
+--retrain-schedule it trains iALS on the archive and promotes it through the
+champion/challenger gate; --no-retrain leaves it out)
 and the drift monitor (flags prefixed drift-; the
 process role's user stage copies the events of the drift sample's users to
 it unless --drift-events-from forward, the scorer their served lists unless
