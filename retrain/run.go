@@ -121,10 +121,28 @@ func (r *Role) retrain(ctx context.Context, v *Version) (*candidate, error) {
 		return &candidate{v: v}, nil
 	}
 	v.Decision, v.Reason = Promoted, reason
-	rows := snapshot.RowsOf(d.set, fac, cfg.SeenItems, v.Version, d.train)
-	first, _ := d.set.Span()
-	meta := snapshot.Meta{Trainer: "ials", Config: cfg.IALS, Dim: cfg.IALS.Dim, Users: mat.Users, Items: mat.Items, Pairs: mat.NNZ(),
-		Events: d.rng.TrainEvents, FromTs: first.Format(time.RFC3339), ToTs: d.rng.Cutoff.Format(time.RFC3339),
+	// The gate judged the configuration on events it had not seen; the
+	// model served learns from all of them, so that nothing acknowledged
+	// before the run is left for the stages to re-apply.
+	r.log.Info("retrain: promoted; training the served model on every event read", "version", v.Version, "events", d.rng.Events)
+	full, err := d.set.Matrix(nil)
+	if err != nil {
+		return fail(v, err), nil
+	}
+	fac, sum, err = ials.Train(ctx, full, cfg.IALS, ials.Options{Progress: func(e ials.EpochStats) {
+		r.log.Info("retrain: epoch (served model)", "version", v.Version, "epoch", e.Epoch, "of", e.Epochs, "loss", e.Loss, "seconds", e.Seconds)
+	}})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return fail(v, err), nil
+	}
+	v.Data.ReplayOffsets = ends
+	rows := snapshot.RowsOf(d.set, fac, cfg.SeenItems, v.Version, nil)
+	first, last := d.set.Span()
+	meta := snapshot.Meta{Trainer: "ials", Config: cfg.IALS, Dim: cfg.IALS.Dim, Users: full.Users, Items: full.Items, Pairs: full.NNZ(),
+		Events: d.rng.Events, FromTs: first.Format(time.RFC3339), ToTs: last.Format(time.RFC3339),
 		Source: "archive " + cfg.ArchiveName, Loss: sum.Loss, Seconds: sum.Seconds, Created: time.Now().UTC().Format(time.RFC3339)}
 	if v.Snapshot, err = r.keepSnapshot(ctx, v.Version, meta, rows); err != nil {
 		return nil, err

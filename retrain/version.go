@@ -90,9 +90,15 @@ type DataRange struct {
 	// not read: everything acknowledged when the run began.
 	EndOffsets map[int32]int64 `json:"end_offsets"`
 	// CutoffOffsets are, per partition, the first offset held out: the
-	// challenger learned from every event before it and none after, and
-	// after a promotion the user stage re-applies the events from it on.
+	// challenger the gate judged learned from every event before it and
+	// none after.
 	CutoffOffsets map[int32]int64 `json:"cutoff_offsets"`
+	// ReplayOffsets are, per partition, the first offset the promoted
+	// model did not learn from: once the gate has promoted the challenger,
+	// the same configuration is trained again on every event read (up to
+	// EndOffsets), and after the promotion the user stage re-applies the
+	// events from these offsets on.
+	ReplayOffsets map[int32]int64 `json:"replay_offsets,omitempty"`
 }
 
 // Publication locates a promoted version's vectors on the model topics:

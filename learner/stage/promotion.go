@@ -19,19 +19,19 @@ import (
 // model.users and model.items in one transaction with its record on
 // model.versions, which says where they are (per partition, offsets
 // [first, end)) and where the batch model's data ended (per partition of
-// events, the first offset it did not learn from: the cut-off). Both
+// events, the first offset it did not learn from: the replay offset). Both
 // stages adopt the version inside one of their own transactional batches,
 // so a kill leaves a partition on the old version or the new, never half:
 //
 //   - the user stage's partition p writes the version's users of p into
-//     its state, then re-applies its events from the cut-off offset to the
+//     its state, then re-applies its events from the replay offset to the
 //     batch's first one (Kafka still holds them), so nothing learned
-//     online since the cut-off is lost, and goes on online from there;
+//     online since is lost, and goes on online from there;
 //   - the item stage's partition p writes the version's items of p into
 //     its state (keeping its own decayed popularity and impressions) and
 //     drops the gradients computed against the replaced version.
 //
-// Users and items the version does not hold (new since the cut-off) start
+// Users and items the version does not hold (new since its data ended) start
 // over from the initial vector when next touched: their old vectors live
 // in the replaced model's space. Item gradients carry the version they
 // were computed against in VersionHeader.
@@ -51,7 +51,7 @@ type promotion struct {
 		Dim        int                `json:"dim"`
 	} `json:"published"`
 	Data *struct {
-		CutoffOffsets map[int32]int64 `json:"cutoff_offsets"`
+		ReplayOffsets map[int32]int64 `json:"replay_offsets"`
 	} `json:"data"`
 }
 

@@ -306,7 +306,7 @@ func (p *userProc) user(b batch, id string) (*userEntry, error) {
 			fresh = true
 		}
 		if u.v.ModelVersion < p.version {
-			// Not in the adopted version (new since its cut-off): the
+			// Not in the adopted version (new since its data ended): the
 			// vector lives in the replaced model's space.
 			fresh = true
 		}
@@ -589,7 +589,7 @@ func norm(v []float32) float64 {
 
 // adopt makes promoted version pr this partition's model, in batch b whose
 // first event is at offset first (see promotion.go): the version's users,
-// then the events from the cut-off re-applied.
+// then the events from its replay offset re-applied.
 func (p *userProc) adopt(b batch, pr *promotion, first int64) error {
 	ctx := p.ctx
 	if ctx == nil {
@@ -634,7 +634,7 @@ func (p *userProc) adopt(b batch, pr *promotion, first int64) error {
 	}
 	prev := p.version
 	p.version = pr.Version
-	cut, ok := pr.Data.CutoffOffsets[part]
+	cut, ok := pr.Data.ReplayOffsets[part]
 	if !ok {
 		cut = first
 	}
@@ -650,7 +650,7 @@ func (p *userProc) adopt(b batch, pr *promotion, first int64) error {
 			return err
 		}
 	}
-	// Events before the cut-off that this partition has not processed yet
+	// Events before the replay offset that this partition has not processed yet
 	// (it lagged behind it) are in the batch model already.
 	p.skipBelow = max(cut, 0)
 	if err := saveAdopted(b, p.version, p.skipBelow); err != nil {

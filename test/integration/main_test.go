@@ -164,3 +164,19 @@ func lines(s string) []string {
 	}
 	return out
 }
+
+// runEddyErr runs eddy to completion and returns its stdout and how it
+// exited (nil: 0), for commands expected to fail.
+func runEddyErr(t *testing.T, timeout time.Duration, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, eddyBin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("eddy %s: timed out\nstderr:\n%s", strings.Join(args, " "), stderr.String())
+	}
+	return stdout.String(), err
+}
