@@ -33,14 +33,15 @@ type archivedEvent struct {
 
 // collect reads the archived events acknowledged before ends (per
 // partition), keeps the last window of them (by event time) and divides
-// them at cut-off = newest − holdout: per partition, the first offset of
-// an event at or after the cut-off is that partition's cut-off offset,
-// and the challenger learns from exactly the events before those offsets.
-// Dividing by offsets, not times, is what lets the user stage re-apply
-// exactly the events the batch model did not see (an event that arrived
-// late, after a newer one, is held out and replayed, never counted
-// twice).
-func collect(ctx context.Context, st archive.Store, ends map[int32]int64, window, holdout time.Duration, conf learner.Confidence, progress func(archive.ScanStats)) (*dataset, error) {
+// them at cut-off = newest − holdout: the challenger the gate judges
+// learns from the events before the cut-off, both models are judged on
+// the rest. (The served model, trained once the gate has promoted, learns
+// from all of them: the stages re-apply what came after ends.)
+//
+// notBefore, when set, moves the cut-off to at least that time: the live
+// version's batch model learned from every event up to it, and judging it
+// on events it learned from would favour it.
+func collect(ctx context.Context, st archive.Store, ends map[int32]int64, window, holdout time.Duration, notBefore time.Time, conf learner.Confidence, progress func(archive.ScanStats)) (*dataset, error) {
 	var evs []archivedEvent
 	var bad int
 	stats, err := archive.ScanEvents(ctx, st, archive.ScanOptions{SkipContext: true, Progress: progress}, func(r *archive.EventRow) error {
@@ -58,7 +59,7 @@ func collect(ctx context.Context, st archive.Store, ends map[int32]int64, window
 	if err != nil {
 		return nil, fmt.Errorf("retrain: scan the archive: %w", err)
 	}
-	d := &dataset{rng: DataRange{Files: stats.Files, Rows: stats.Rows, EndOffsets: ends, CutoffOffsets: map[int32]int64{}}}
+	d := &dataset{rng: DataRange{Files: stats.Files, Rows: stats.Rows, EndOffsets: ends}}
 	if len(evs) == 0 {
 		return nil, fmt.Errorf("%w (%d files read, end offsets %v)", ErrNoData, stats.Files, ends)
 	}
@@ -68,20 +69,14 @@ func collect(ctx context.Context, st archive.Store, ends map[int32]int64, window
 	first, _ := slices.BinarySearchFunc(evs, from, func(a archivedEvent, t time.Time) int { return a.ev.Time.Compare(t) })
 	evs = evs[first:]
 	cutoff := newest.Add(-holdout).Truncate(time.Millisecond)
-	cut := d.rng.CutoffOffsets
-	for p, end := range ends {
-		cut[p] = end
-	}
-	for i := range evs {
-		if e := &evs[i]; !e.ev.Time.Before(cutoff) && e.offset < cut[e.partition] {
-			cut[e.partition] = e.offset
-		}
+	if notBefore.After(cutoff) {
+		cutoff = notBefore
 	}
 	b := trainset.NewBuilder(conf)
 	for i := range evs {
 		e := &evs[i]
 		if b.Add(&e.ev) {
-			d.train = append(d.train, e.offset < cut[e.partition])
+			d.train = append(d.train, e.ev.Time.Before(cutoff))
 		}
 	}
 	d.set = b.Set() // already in time order: no permutation, train stays aligned

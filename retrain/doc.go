@@ -13,9 +13,8 @@
 //  1. The events topic's last stable offsets are taken: everything
 //     acknowledged so far. The run waits until the archive holds them.
 //  2. The archived events up to those offsets (the last --window of them)
-//     are divided at a cut-off: per partition, the first offset of an
-//     event in the newest --holdout. The challenger (learner/ials) learns
-//     from exactly the events before those offsets.
+//     are divided at a cut-off, the start of the newest --holdout: the
+//     challenger (learner/ials) learns from the events before it.
 //  3. The champion is the live model as the scorer saw it at the cut-off:
 //     the model topics' rows of the live version last updated before it.
 //  4. Both are judged on the held-out events with one protocol (each
@@ -24,6 +23,9 @@
 //     challenger only if it is better on the primary metric by more than
 //     a tolerance, on enough users, and no guardrail (coverage, popularity
 //     bias) is worse beyond its tolerance.
+//  5. A promoted configuration is trained again on every event read, so
+//     the served model misses nothing acknowledged before the run; the
+//     stages re-apply what came after (Version.Data.ReplayOffsets).
 //
 // # Versions and promotion
 //
@@ -36,7 +38,7 @@
 // transaction with its record: a reader sees the whole version or
 // nothing. The scorer builds it beside the live one and swaps it in when
 // complete; the learner's stages adopt it in one of their transactional
-// batches and re-apply the events after the cut-off (learner/stage).
+// batches and re-apply the events after its data (learner/stage).
 // A rollback publishes an earlier version's snapshot as a new version
 // whose parent it is: the same path, gated by the operator alone.
 //

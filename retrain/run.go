@@ -61,7 +61,15 @@ func (r *Role) retrain(ctx context.Context, v *Version) (*candidate, error) {
 	}
 	r.log.Info("retrain: reading the archive", "version", v.Version, "archive", cfg.ArchiveName)
 	last := time.Now()
-	d, err := collect(ctx, cfg.Archive, ends, cfg.Window, cfg.Holdout, learner.DefaultConfidence(), func(s archive.ScanStats) {
+	// The champion is judged on events neither model learned from: when
+	// the live version is a batch model, only on those after its data.
+	var notBefore time.Time
+	r.mu.Lock()
+	if lv := r.hist.Live(); lv != nil && lv.Data != nil {
+		notBefore = lv.Data.To.Add(time.Millisecond)
+	}
+	r.mu.Unlock()
+	d, err := collect(ctx, cfg.Archive, ends, cfg.Window, cfg.Holdout, notBefore, learner.DefaultConfidence(), func(s archive.ScanStats) {
 		if time.Since(last) >= 2*time.Second {
 			last = time.Now()
 			r.log.Info("retrain: archive scan", "files", s.Files, "rows", s.Rows)
@@ -83,7 +91,8 @@ func (r *Role) retrain(ctx context.Context, v *Version) (*candidate, error) {
 	v.Data.HoldoutUsers = len(sp.Cases)
 	if len(sp.Cases) < cfg.Gate.MinHoldoutUsers {
 		v.Decision = Rejected
-		v.Reason = fmt.Sprintf("only %d users in the held-out slice (want at least %d): widen --holdout or lower --min-holdout-users", len(sp.Cases), cfg.Gate.MinHoldoutUsers)
+		v.Reason = fmt.Sprintf("only %d users in the held-out slice since %s (want at least %d): widen --holdout, lower --min-holdout-users, or let more events arrive after the live version's data",
+			len(sp.Cases), d.rng.Cutoff.Format(time.RFC3339), cfg.Gate.MinHoldoutUsers)
 		return &candidate{v: v}, nil
 	}
 	mat, err := d.set.Matrix(func(t int) bool { return d.train[t] })

@@ -68,8 +68,9 @@ type Version struct {
 // DataRange says what a challenger learned from and was judged on.
 type DataRange struct {
 	// From and To span the events read (event time); Cutoff splits them:
-	// the challenger learns from the events before it, both models are
-	// judged on the rest.
+	// the challenger the gate judges learns from the events before it,
+	// both models are judged on the rest (by event time, so that a
+	// backfill sent out of order divides as its times say).
 	From   time.Time `json:"from"`
 	To     time.Time `json:"to"`
 	Cutoff time.Time `json:"cutoff"`
@@ -89,10 +90,6 @@ type DataRange struct {
 	// EndOffsets are, per partition of the events topic, the first offset
 	// not read: everything acknowledged when the run began.
 	EndOffsets map[int32]int64 `json:"end_offsets"`
-	// CutoffOffsets are, per partition, the first offset held out: the
-	// challenger the gate judged learned from every event before it and
-	// none after.
-	CutoffOffsets map[int32]int64 `json:"cutoff_offsets"`
 	// ReplayOffsets are, per partition, the first offset the promoted
 	// model did not learn from: once the gate has promoted the challenger,
 	// the same configuration is trained again on every event read (up to
