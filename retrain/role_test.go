@@ -203,7 +203,7 @@ func TestRolePromotesRejectsAndRollsBack(t *testing.T) {
 	w.produceClusters(t, 300, 3, now)
 	cfg := w.config()
 	cfg.Gate.MinGain = 10
-	_, stop = startRole(t, cfg)
+	startRole(t, cfg)
 	ends := func() int {
 		return len(w.k.ReadAll(t, w.topics().Users)) + len(w.k.ReadAll(t, w.topics().Items))
 	}

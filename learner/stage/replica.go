@@ -116,11 +116,6 @@ func (r *ItemReplica) count(id string) (uint32, bool) {
 	return r.counts[i], true
 }
 
-// apply installs one record; a nil value deletes the item.
-func (r *ItemReplica) apply(key, value []byte, v *modelrec.Vector) error {
-	return r.applyMarked(key, value, v, false)
-}
-
 // applyMarked applies a record; marked says it carries VersionHeader (a
 // promotion's vector), which raises the floor to its version.
 func (r *ItemReplica) applyMarked(key, value []byte, v *modelrec.Vector, marked bool) error {
