@@ -20,7 +20,8 @@ type liveModel struct {
 	dim          int
 }
 
-// readLive reads the model topics from the start to their current ends
+// readLive reads the model topics from the start to their last stable
+// offsets (the learner's open transactions are not waited for)
 // and keeps, per key, the newest record of version whose row was last
 // updated before cutoffMillis: the live model as the scorer saw it at the
 // cut-off, before it learned from the held-out events. A key compacted
@@ -34,7 +35,7 @@ func readLive(ctx context.Context, opts []kgo.Opt, users, items string, version 
 		return nil, err
 	}
 	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, users, items)
+	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, users, items)
 	if err != nil {
 		return nil, fmt.Errorf("retrain: end offsets of the model topics: %w", err)
 	}

@@ -34,10 +34,10 @@ func ReadHistory(ctx context.Context, opts []kgo.Opt, topic string, log *slog.Lo
 	return h, err
 }
 
-// readTopic hands fn every record of topic from the start to the end
-// offsets it has when called (control records excluded).
+// readTopic hands fn every record of topic from the start to the last
+// stable offsets it has when called (control records excluded).
 func readTopic(ctx context.Context, cl *kgo.Client, topic string, fn func(*kgo.Record)) error {
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}

@@ -151,8 +151,9 @@ func (c *Consumer) passedLocked(topic string, ranges map[int32][2]int64) bool {
 	return true
 }
 
-// loadVersions reads model.versions to its end before the model topics
-// are replayed, so that vectors of a promoted version are recognised even
+// loadVersions reads model.versions to its last stable offset (a
+// promotion still being written is not waited for: it is read live) before
+// the model topics are replayed, so that vectors of a promoted version are recognised even
 // where compaction has removed its marked records.
 func (c *Consumer) loadVersions(ctx context.Context) error {
 	if c.topics.Versions == "" {
@@ -165,7 +166,7 @@ func (c *Consumer) loadVersions(ctx context.Context) error {
 	defer cl.Close()
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(lctx, c.topics.Versions)
+	ends, err := kadm.NewClient(cl).ListCommittedOffsets(lctx, c.topics.Versions)
 	if err == nil {
 		err = ends.Error()
 	}

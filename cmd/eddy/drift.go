@@ -324,7 +324,7 @@ func startDriftWith(ctx context.Context, kf *kafkaFlags, cfg driftSettings, srv 
 	rc.Topics = driftTopics(kf, rc.Group)
 	var sink *webhook.Sink
 	if cfg.WebhookURL != "" {
-		s, err := webhook.New(webhook.DefaultConfig(cfg.WebhookURL), reg, log.With("sink", "webhook"))
+		s, err := webhook.New(webhook.DefaultConfig(cfg.WebhookURL), webhookRegisterer(reg, "drift"), log.With("sink", "webhook"))
 		if err != nil {
 			return nil, fmt.Errorf("drift: webhook: %w", err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eddyrec/eddy/connectors/webhook"
 	"github.com/eddyrec/eddy/internal/httpserver"
 	"github.com/eddyrec/eddy/retrain"
 	"github.com/eddyrec/eddy/stream"
@@ -34,6 +35,7 @@ type retrainFlags struct {
 	seen          int
 	maxHoldout    int
 	transactional string
+	webhookURL    string
 }
 
 func (f *retrainFlags) register(fs *flag.FlagSet, prefix string, ownArchive bool) {
@@ -56,6 +58,7 @@ func (f *retrainFlags) register(fs *flag.FlagSet, prefix string, ownArchive bool
 	fs.IntVar(&f.seen, prefix+"seen-items", d.SeenItems, "recent item ids stored with each promoted user row, as the online user stage keeps")
 	fs.IntVar(&f.maxHoldout, prefix+"max-holdout-users", d.MaxHoldoutUsers, "judge at most this many held-out users (a seeded sample; 0: all)")
 	fs.StringVar(&f.transactional, prefix+"transactional-id", d.TransactionalID, "transactional id of the role's producer: a second instance fences the first")
+	fs.StringVar(&f.webhookURL, prefix+"webhook-url", "", "POST every version record (promoted, rejected, failed) as JSON to this URL (optional)")
 }
 
 // config resolves the role's configuration (without the archive store).
@@ -77,6 +80,11 @@ func (f *retrainFlags) config(kf *kafkaFlags, learnerDim int) (retrain.Config, e
 	c.ArchiveWait, c.Schedule, c.Gate, c.SeenItems, c.MaxHoldoutUsers, c.TransactionalID =
 		f.archiveWait, f.schedule, f.gate, f.seen, f.maxHoldout, kf.layout.Prefix+f.transactional
 	c.Topics = retrainTopics(kf)
+	if f.webhookURL != "" {
+		if err := webhook.DefaultConfig(f.webhookURL).Validate(); err != nil {
+			return c, usageError{fmt.Errorf("webhook-url: %w", err)}
+		}
+	}
 	if err := c.Validate(); err != nil {
 		return c, usageError{err}
 	}
@@ -113,7 +121,21 @@ func startRetrain(ctx context.Context, kf *kafkaFlags, rf *retrainFlags, where *
 	if err != nil {
 		return nil, err
 	}
-	role.OnVersion(onVersion)
+	var sink *webhook.Sink
+	if rf.webhookURL != "" {
+		if sink, err = webhook.New(webhook.DefaultConfig(rf.webhookURL), webhookRegisterer(reg, "retrain"), log.With("sink", "webhook")); err != nil {
+			role.Close()
+			return nil, fmt.Errorf("retrain: webhook: %w", err)
+		}
+	}
+	role.OnVersion(func(v *retrain.Version) {
+		if sink != nil {
+			announce(sink, v, log)
+		}
+		if onVersion != nil {
+			onVersion(v)
+		}
+	})
 	log.Info("retrain role", "archive", cfg.ArchiveName, "holdout", cfg.Holdout, "window", cfg.Window, "schedule", cfg.Schedule,
 		"gate_metric", cfg.Gate.Metric, "gate_min_gain", cfg.Gate.MinGain)
 	bg := startBackground(ctx, "retrain", role.Run, log, onFail)
@@ -123,7 +145,39 @@ func startRetrain(ctx context.Context, kf *kafkaFlags, rf *retrainFlags, where *
 		}
 		return role.Ready(ctx)
 	})
-	return func() { bg.stop(); role.Close() }, nil
+	return func() {
+		bg.stop()
+		role.Close()
+		if sink != nil {
+			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = sink.Close(cctx)
+			ccancel()
+		}
+	}, nil
+}
+
+// webhookRegisterer labels a webhook sink's metrics with the role that
+// owns it (source="drift", source="retrain"): eddy up may run two sinks on
+// one registry.
+func webhookRegisterer(reg prometheus.Registerer, source string) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return prometheus.WrapRegistererWith(prometheus.Labels{"source": source}, reg)
+}
+
+// announce queues a version record for the webhook: the body is the record
+// as eddy model show --json prints it, so a receiver can tell a promotion
+// (decision "promoted", published) from a rejection (its reason) or a
+// failure.
+func announce(sink *webhook.Sink, v *retrain.Version, log *slog.Logger) {
+	b, err := json.Marshal(v)
+	if err == nil {
+		err = sink.Send(b)
+	}
+	if err != nil {
+		log.Warn("version not queued for the webhook", "version", v.Version, "decision", v.Decision, "err", err)
+	}
 }
 
 func newRetrainCommand() *ffcli.Command {

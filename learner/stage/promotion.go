@@ -291,7 +291,7 @@ func saveAdopted(b batch, v uint64, skipBelow int64) error {
 }
 
 func kadmEnds(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, error) {
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -151,6 +152,18 @@ func TestRetrainMovieLensThroughTheAPI(t *testing.T) {
 	split, heldOut, rated, train := leaveLastOut(t, ml)
 	popHR := popularityHR(train, heldOut, rated)
 
+	// The webhook hears of every version; the drift role's sink runs
+	// beside the retrain role's on one registry.
+	hook := make(chan retrain.Version, 16)
+	hookSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var v retrain.Version
+		if err := json.NewDecoder(r.Body).Decode(&v); err != nil {
+			t.Errorf("webhook body: %v", err)
+		}
+		hook <- v
+	}))
+	defer hookSrv.Close()
+
 	dir := t.TempDir()
 	httpAddr, brokerAddr := freeAddr(t), freeAddr(t)
 	// ml-100k spans seven months, most of it in the first three: the
@@ -158,7 +171,8 @@ func TestRetrainMovieLensThroughTheAPI(t *testing.T) {
 	// enough; the default day holds a handful.
 	p := startEddy(t, nil, "up", "--data-dir", dir, "--http-addr", httpAddr, "--embedded-broker-addr", brokerAddr,
 		"--partitions", "2", "--archive-flush-age", "500ms",
-		"--retrain-window", "3650d", "--retrain-holdout", "120d")
+		"--retrain-window", "3650d", "--retrain-holdout", "120d",
+		"--retrain-webhook-url", hookSrv.URL+"/eddy", "--drift-webhook-url", hookSrv.URL+"/drift")
 	waitReady(t, p, "http://"+httpAddr+"/readyz", 60*time.Second)
 	runEddy(t, 180*time.Second, "import", "movielens", "--data-dir", dir, "--to", "http://"+httpAddr, split)
 	// The online model has learned everything once the learner's updates
@@ -198,6 +212,21 @@ func TestRetrainMovieLensThroughTheAPI(t *testing.T) {
 		len(heldOut), onlineHR, retrainedHR, popHR, retrainedHR/popHR, v.Challenger.HR, v.Champion.HR, v.Data.HoldoutUsers)
 	if retrainedHR < 1.3*popHR {
 		t.Fatalf("served HR@10 after retraining %.4f < 1.3 × popularity's %.4f", retrainedHR, popHR)
+	}
+	select {
+	case hv := <-hook:
+		if hv.Version != 2 || hv.Decision != retrain.Promoted || hv.Published == nil {
+			t.Fatalf("webhook announced version %d %s", hv.Version, hv.Decision)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the webhook heard of no promotion")
+	}
+	// The sink counts a delivery once the receiver has answered.
+	for deadline := time.Now().Add(10 * time.Second); metricValue(t, httpAddr, `eddy_webhook_sent_total{source="retrain"}`) != 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("eddy_webhook_sent_total{source=retrain} = %v", metricValue(t, httpAddr, `eddy_webhook_sent_total{source="retrain"}`))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if got := metricValue(t, httpAddr, `eddy_retrain_runs_total{result="promoted"}`); got != 1 {
 		t.Fatalf("eddy_retrain_runs_total{result=promoted} = %v", got)
