@@ -38,7 +38,10 @@ type Role struct {
 	// OnVersion, when set, is called after each version record is
 	// committed (eddy up tells the drift role of promotions with it).
 	onVersion func(*Version)
-	ready     bool
+	// beforeCommit, set by tests, runs when a version's records are
+	// written and its transaction not yet committed.
+	beforeCommit func()
+	ready        bool
 }
 
 // pending is a request read and not answered yet.
@@ -296,6 +299,9 @@ func (r *Role) publish(ctx context.Context, c *candidate) error {
 	r.prod.Produce(cctx, &kgo.Record{Topic: r.cfg.Topics.Versions, Key: Key(c.v.Version), Value: b}, nil)
 	if err := r.prod.Flush(cctx); err != nil {
 		return abort(fmt.Errorf("retrain: write the version record: %w", err))
+	}
+	if r.beforeCommit != nil {
+		r.beforeCommit()
 	}
 	if err := r.prod.EndTransaction(cctx, kgo.TryCommit); err != nil {
 		return abort(fmt.Errorf("retrain: commit version %d: %w", c.v.Version, err))

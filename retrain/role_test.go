@@ -285,3 +285,62 @@ func TestRoleNoData(t *testing.T) {
 		t.Fatalf("version %d %s: %s", v.Version, v.Decision, v.Reason)
 	}
 }
+
+// TestRoleKilledDuringPromotion: a role that dies with a promotion's
+// vectors and version record written but not committed leaves nothing a
+// read_committed reader (a scorer, a stage) can see: no vector of the
+// version, no version record. The next role, under the same transactional
+// id, fences the dead one's transaction (the broker aborts it), runs the
+// request again and promotes it once.
+func TestRoleKilledDuringPromotion(t *testing.T) {
+	w := newWorld(t)
+	w.produceClusters(t, 150, 4, time.Now())
+	w.runArchive(t)
+	r, err := New(w.config(), quiet, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	r.beforeCommit = func() {
+		// Everything is written; the process dies before the commit:
+		// its connections close and no abort is sent.
+		close(written)
+		cancel()
+		r.prod.Close()
+	}
+	died := make(chan error, 1)
+	go func() { died <- r.Run(ctx) }()
+	id := NewRequestID()
+	got := make(chan *Version, 1)
+	go func() { got <- ask(t, w, Request{ID: id, Kind: KindRetrain, Trigger: TriggerManual}) }()
+	select {
+	case <-written:
+	case <-time.After(90 * time.Second):
+		t.Fatal("the run did not reach its commit")
+	}
+	if err := <-died; err != nil {
+		t.Fatalf("role: %v", err)
+	}
+	r.Close()
+	if n := len(marked(t, w, w.topics().Users, 2)) + len(marked(t, w, w.topics().Items, 2)); n != 0 {
+		t.Fatalf("%d vectors of the uncommitted version visible", n)
+	}
+	if h, err := ReadHistory(context.Background(), w.opts, w.topics().Versions, quiet); err != nil || len(h.All()) != 0 {
+		t.Fatalf("after the kill: %v, %d versions", err, len(h.All()))
+	}
+
+	_, stop := startRole(t, w.config())
+	defer stop()
+	v := <-got
+	if v.Decision != Promoted || v.Version != 2 || len(v.RequestIDs) != 1 || v.RequestIDs[0] != id {
+		t.Fatalf("after the restart: version %d %s, requests %v: %s", v.Version, v.Decision, v.RequestIDs, v.Reason)
+	}
+	users, items := marked(t, w, w.topics().Users, 2), marked(t, w, w.topics().Items, 2)
+	if len(users) != v.Published.Users || len(items) != v.Published.Items {
+		t.Fatalf("version 2: %d user and %d item vectors visible, the record says %d and %d", len(users), len(items), v.Published.Users, v.Published.Items)
+	}
+	if h, _ := ReadHistory(context.Background(), w.opts, w.topics().Versions, quiet); len(h.All()) != 1 {
+		t.Fatalf("%d versions, want 1", len(h.All()))
+	}
+}
