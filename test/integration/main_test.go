@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -179,4 +180,27 @@ func runEddyErr(t *testing.T, timeout time.Duration, args ...string) (string, er
 		t.Fatalf("eddy %s: timed out\nstderr:\n%s", strings.Join(args, " "), stderr.String())
 	}
 	return stdout.String(), err
+}
+
+// restartRealBroker stops the real broker of scripts/integration.sh
+// (keeping its data), waits down, and starts it again; a test that fails
+// while it is down still gets it back.
+func restartRealBroker(t *testing.T, down time.Duration) {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "kafka-broker.sh")
+	if out, err := exec.Command("bash", script, "stop", "--keep-data").CombinedOutput(); err != nil {
+		t.Fatalf("stop broker: %v\n%s", err, out)
+	}
+	restarted := false
+	defer func() {
+		if !restarted {
+			_ = exec.Command("bash", script, "start", "--reuse").Run()
+		}
+	}()
+	time.Sleep(down)
+	if out, err := exec.Command("bash", script, "start", "--reuse").CombinedOutput(); err != nil {
+		t.Fatalf("start broker: %v\n%s", err, out)
+	}
+	restarted = true
 }

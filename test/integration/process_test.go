@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -454,8 +453,6 @@ func TestProcessRealBrokerRestart(t *testing.T) {
 	if os.Getenv(testkafka.EnvBrokers) == "" {
 		t.Skip("runs only against the real broker of scripts/integration.sh (EDDY_TEST_BROKERS unset)")
 	}
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "kafka-broker.sh")
 	k := testkafka.Start(t, 3)
 	cl := k.NewClient(t, kgo.ProducerLinger(5*time.Millisecond))
 	s := newFeatureStream(t, cl, k.Layout.Name(stream.TopicEvents), 1000, 500, 5)
@@ -465,20 +462,7 @@ func TestProcessRealBrokerRestart(t *testing.T) {
 	p := startEddy(t, nil, processArgs(k, t.TempDir(), httpAddr, "--instance-id", "restart")...)
 	waitReady(t, p, url+"/readyz", 120*time.Second)
 	s.produce(t, 30000, 0.01)
-	if out, err := exec.Command("bash", script, "stop", "--keep-data").CombinedOutput(); err != nil {
-		t.Fatalf("stop broker: %v\n%s", err, out)
-	}
-	restarted := false
-	defer func() {
-		if !restarted {
-			_ = exec.Command("bash", script, "start", "--reuse").Run()
-		}
-	}()
-	time.Sleep(5 * time.Second)
-	if out, err := exec.Command("bash", script, "start", "--reuse").CombinedOutput(); err != nil {
-		t.Fatalf("start broker: %v\n%s", err, out)
-	}
-	restarted = true
+	restartRealBroker(t, 5*time.Second)
 	s.produce(t, 20000, 0.01)
 	s.waitMatch(t, p, url, 180*time.Second)
 	if err := p.stop(t, syscall.SIGTERM, 60*time.Second); err != nil {

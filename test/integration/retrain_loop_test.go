@@ -3,8 +3,6 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -57,39 +55,6 @@ func loopPositives(t *testing.T, ls []string, from, to int) map[string]map[strin
 		out[e.UserID][e.ItemID] = true
 	}
 	return out
-}
-
-// servedHitRate asks for every judged user's top 10 (seen items excluded)
-// and returns the share of users whose list holds one of their later
-// positives, and the model versions the responses named.
-func servedHitRate(t *testing.T, addr string, later map[string]map[string]bool) (float64, map[string]int) {
-	t.Helper()
-	hits, versions := 0, map[string]int{}
-	for u, pos := range later {
-		resp, err := http.Get("http://" + addr + "/v1/recommendations?k=10&exclude_seen=true&user_id=" + url.QueryEscape(u))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var body struct {
-			ModelVersion string `json:"model_version"`
-			Items        []struct {
-				ItemID string `json:"item_id"`
-			} `json:"items"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("recommendations for %s: status %d, %v", u, resp.StatusCode, err)
-		}
-		versions[body.ModelVersion]++
-		for _, it := range body.Items {
-			if pos[it.ItemID] {
-				hits++
-				break
-			}
-		}
-	}
-	return float64(hits) / float64(len(later)), versions
 }
 
 // versionsOf reads the committed version records.

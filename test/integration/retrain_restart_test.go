@@ -2,9 +2,6 @@ package integration
 
 import (
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,8 +20,6 @@ func TestRetrainSurvivesBrokerRestart(t *testing.T) {
 	if os.Getenv(testkafka.EnvBrokers) == "" {
 		t.Skip("runs only against the real broker of scripts/integration.sh (EDDY_TEST_BROKERS unset)")
 	}
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "kafka-broker.sh")
 	k := testkafka.Start(t, 2)
 	brokers := strings.Join(k.Brokers, ",")
 	g := strings.TrimSuffix(k.Layout.Prefix, ".")
@@ -52,20 +47,7 @@ func TestRetrainSurvivesBrokerRestart(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	stoppedAt := time.Now()
-	if out, err := exec.Command("bash", script, "stop", "--keep-data").CombinedOutput(); err != nil {
-		t.Fatalf("stop broker: %v\n%s", err, out)
-	}
-	restarted := false
-	defer func() {
-		if !restarted {
-			_ = exec.Command("bash", script, "start", "--reuse").Run()
-		}
-	}()
-	time.Sleep(3 * time.Second)
-	if out, err := exec.Command("bash", script, "start", "--reuse").CombinedOutput(); err != nil {
-		t.Fatalf("start broker: %v\n%s", err, out)
-	}
-	restarted = true
+	restartRealBroker(t, 3*time.Second)
 
 	select {
 	case <-now.done:

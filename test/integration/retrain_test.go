@@ -99,15 +99,14 @@ func popularityHR(train []movielens.Rating, heldOut map[string]string, rated map
 	return float64(hits) / float64(len(heldOut))
 }
 
-// servedHR asks the scorer for every held-out user's top 10 and returns
-// the share that holds the user's held-out item, and the model versions
-// the responses named.
-func servedHR(t *testing.T, httpAddr string, heldOut map[string]string) (float64, map[string]int) {
+// servedHitRate asks for every user's top 10 (seen items excluded, the
+// scorer's default) and returns the share of users whose list holds one of
+// their targets, and the model versions the responses named.
+func servedHitRate(t *testing.T, addr string, targets map[string]map[string]bool) (float64, map[string]int) {
 	t.Helper()
-	hits := 0
-	versions := map[string]int{}
-	for u, target := range heldOut {
-		resp, err := http.Get("http://" + httpAddr + "/v1/recommendations?k=10&user_id=" + url.QueryEscape(u))
+	hits, versions := 0, map[string]int{}
+	for u, want := range targets {
+		resp, err := http.Get("http://" + addr + "/v1/recommendations?k=10&exclude_seen=true&user_id=" + url.QueryEscape(u))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,13 +123,23 @@ func servedHR(t *testing.T, httpAddr string, heldOut map[string]string) (float64
 		}
 		versions[body.ModelVersion]++
 		for _, it := range body.Items {
-			if it.ItemID == target {
+			if want[it.ItemID] {
 				hits++
 				break
 			}
 		}
 	}
-	return float64(hits) / float64(len(heldOut)), versions
+	return float64(hits) / float64(len(targets)), versions
+}
+
+// servedHR is servedHitRate for one held-out item per user.
+func servedHR(t *testing.T, addr string, heldOut map[string]string) (float64, map[string]int) {
+	t.Helper()
+	targets := make(map[string]map[string]bool, len(heldOut))
+	for u, it := range heldOut {
+		targets[u] = map[string]bool{it: true}
+	}
+	return servedHitRate(t, addr, targets)
 }
 
 // TestRetrainMovieLensThroughTheAPI is the test a new user runs: eddy up,
