@@ -241,6 +241,68 @@ func TestRetrainMovieLensThroughTheAPI(t *testing.T) {
 		t.Fatalf("eddy_retrain_runs_total{result=promoted} = %v", got)
 	}
 
+	// Online learning goes on from version 2: a user's new clicks
+	// change their list, still served as version 2. The stages adopt a
+	// promotion in their next batch, so these events are the first they
+	// learn on it.
+	var user string
+	for u := range heldOut {
+		user = u
+		break
+	}
+	listOf := func() ([]string, string) {
+		t.Helper()
+		_, body := httpGet(t, "http://"+httpAddr+"/v1/recommendations?k=10&user_id="+url.QueryEscape(user))
+		var r struct {
+			ModelVersion string `json:"model_version"`
+			Items        []struct {
+				ItemID string `json:"item_id"`
+			} `json:"items"`
+		}
+		if err := json.Unmarshal([]byte(body), &r); err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, it := range r.Items {
+			ids = append(ids, it.ItemID)
+		}
+		return ids, r.ModelVersion
+	}
+	before, _ := listOf()
+	var clicks strings.Builder
+	// Clicks on items outside the list that the user never rated.
+	n := 0
+	for other, items := range rated {
+		for it := range items {
+			if n < 5 && other != user && !rated[user][it] && !slices.Contains(before, it) {
+				fmt.Fprintf(&clicks, `{"event_id":"after-v2-%d","user_id":%q,"item_id":%q,"type":"click","ts":%d}`+"\n",
+					n, user, it, time.Now().UnixMilli())
+				n++
+			}
+		}
+	}
+	if code, body, err := post("http://"+httpAddr, clicks.String()); err != nil || code != 202 {
+		t.Fatalf("post: %d %s %v", code, body, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		after, version := listOf()
+		if version != "2" {
+			t.Fatalf("served as version %s after online updates, want 2", version)
+		}
+		if !slices.Equal(after, before) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's list did not change after 5 clicks: online learning stopped after the promotion", user)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, stage := range []string{"user", "item"} {
+		if got := metricValue(t, httpAddr, `eddy_learner_adoptions_total{stage="`+stage+`"}`); got < 1 {
+			t.Fatalf("the %s stage adopted version 2 on %v partitions", stage, got)
+		}
+	}
+
 	list, _ := runEddy(t, 30*time.Second, "model", "list", "--embedded-broker-addr", brokerAddr)
 	if !strings.Contains(list, "promoted") || !strings.Contains(list, "*") {
 		t.Fatalf("eddy model list:\n%s", list)
