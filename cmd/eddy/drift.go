@@ -322,21 +322,16 @@ func startDriftWith(ctx context.Context, kf *kafkaFlags, cfg driftSettings, srv 
 	rc.Runtime.Client = kf.client
 	rc.Runtime.DataDir = filepath.Join(kf.dataDir, "state")
 	rc.Topics = driftTopics(kf, rc.Group)
-	var sink *webhook.Sink
-	if cfg.WebhookURL != "" {
-		s, err := webhook.New(webhook.DefaultConfig(cfg.WebhookURL), webhookRegisterer(reg, "drift"), log.With("sink", "webhook"))
-		if err != nil {
-			return nil, fmt.Errorf("drift: webhook: %w", err)
-		}
-		sink = s
-		rc.Alert = func(body []byte) {
-			if err := s.Send(body); err != nil {
-				log.Warn("drift alert not queued for the webhook", "err", err)
-			}
-		}
+	hook, err := startWebhook(cfg.WebhookURL, "drift", reg, log)
+	if err != nil {
+		return nil, err
+	}
+	if hook != nil {
+		rc.Alert = func(body []byte) { hook.send("drift alert", body) }
 	}
 	role, err := drift.NewRole(rc, reg, log)
 	if err != nil {
+		hook.close()
 		return nil, err
 	}
 	bg := startBackground(ctx, "drift", role.Run, log, onFail)
@@ -349,12 +344,5 @@ func startDriftWith(ctx context.Context, kf *kafkaFlags, cfg driftSettings, srv 
 		}
 		return nil
 	})
-	return func() {
-		bg.stop()
-		if sink != nil {
-			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = sink.Close(cctx)
-			ccancel()
-		}
-	}, nil
+	return func() { bg.stop(); hook.close() }, nil
 }

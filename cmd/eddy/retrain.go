@@ -121,16 +121,14 @@ func startRetrain(ctx context.Context, kf *kafkaFlags, rf *retrainFlags, where *
 	if err != nil {
 		return nil, err
 	}
-	var sink *webhook.Sink
-	if rf.webhookURL != "" {
-		if sink, err = webhook.New(webhook.DefaultConfig(rf.webhookURL), webhookRegisterer(reg, "retrain"), log.With("sink", "webhook")); err != nil {
-			role.Close()
-			return nil, fmt.Errorf("retrain: webhook: %w", err)
-		}
+	hook, err := startWebhook(rf.webhookURL, "retrain", reg, log)
+	if err != nil {
+		role.Close()
+		return nil, err
 	}
 	role.OnVersion(func(v *retrain.Version) {
-		if sink != nil {
-			announce(sink, v, log)
+		if hook != nil {
+			announce(hook, v)
 		}
 		if onVersion != nil {
 			onVersion(v)
@@ -145,39 +143,21 @@ func startRetrain(ctx context.Context, kf *kafkaFlags, rf *retrainFlags, where *
 		}
 		return role.Ready(ctx)
 	})
-	return func() {
-		bg.stop()
-		role.Close()
-		if sink != nil {
-			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = sink.Close(cctx)
-			ccancel()
-		}
-	}, nil
-}
-
-// webhookRegisterer labels a webhook sink's metrics with the role that
-// owns it (source="drift", source="retrain"): eddy up may run two sinks on
-// one registry.
-func webhookRegisterer(reg prometheus.Registerer, source string) prometheus.Registerer {
-	if reg == nil {
-		return nil
-	}
-	return prometheus.WrapRegistererWith(prometheus.Labels{"source": source}, reg)
+	return func() { bg.stop(); role.Close(); hook.close() }, nil
 }
 
 // announce queues a version record for the webhook: the body is the record
 // as eddy model show --json prints it, so a receiver can tell a promotion
 // (decision "promoted", published) from a rejection (its reason) or a
 // failure.
-func announce(sink *webhook.Sink, v *retrain.Version, log *slog.Logger) {
+func announce(hook *roleWebhook, v *retrain.Version) {
+	attrs := []any{"version", v.Version, "decision", v.Decision}
 	b, err := json.Marshal(v)
-	if err == nil {
-		err = sink.Send(b)
-	}
 	if err != nil {
-		log.Warn("version not queued for the webhook", "version", v.Version, "decision", v.Decision, "err", err)
+		hook.log.Warn("version not queued for the webhook", append(attrs, "err", err)...)
+		return
 	}
+	hook.send("version", b, attrs...)
 }
 
 func newRetrainCommand() *ffcli.Command {
