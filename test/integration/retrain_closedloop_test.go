@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"encoding/json"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,10 +32,10 @@ type closedLoop struct {
 	lines   int
 	seq     int
 	skipReq string
-	// Eddy's lists, their impressions and clicks, and the versions that
+	// Impressions and clicks of Eddy's lists, and the versions that
 	// served them, since the last reset.
-	lists, impressions, clicks int
-	versions                   map[string]int
+	impressions, clicks int
+	versions            map[string]int
 }
 
 func (c *closedLoop) flush() {
@@ -61,21 +59,10 @@ func (c *closedLoop) add(e *event.Event) {
 // serve asks Eddy for user's list and answers it.
 func (c *closedLoop) serve(user string) {
 	c.t.Helper()
-	_, body := httpGet(c.t, "http://"+c.addr+"/v1/recommendations?k=10&exclude_seen=false&user_id="+url.QueryEscape(user))
-	var r struct {
-		RequestID    string `json:"request_id"`
-		ModelVersion string `json:"model_version"`
-		Items        []struct {
-			ItemID string `json:"item_id"`
-		} `json:"items"`
-	}
-	if err := json.Unmarshal([]byte(body), &r); err != nil {
-		c.t.Fatal(err)
-	}
+	r := getRecs(c.t, "http://"+c.addr, user, false)
 	c.versions[r.ModelVersion]++
 	u, _ := c.g.UserIndex(user)
 	now := time.Now().UTC()
-	c.lists++
 	for pos, it := range r.Items {
 		c.seq++
 		e := event.Event{EventID: "s" + strconv.Itoa(c.seq), UserID: user, ItemID: it.ItemID, Type: event.Impression, Time: now, RequestID: r.RequestID}
@@ -120,7 +107,7 @@ func (c *closedLoop) run(n int, serve float64) {
 func (c *closedLoop) ctr() float64 { return float64(c.clicks) / float64(max(1, c.impressions)) }
 
 func (c *closedLoop) reset() {
-	c.lists, c.impressions, c.clicks, c.versions = 0, 0, 0, map[string]int{}
+	c.impressions, c.clicks, c.versions = 0, 0, map[string]int{}
 }
 
 // closedLoopSpec: users whose clicks follow their tastes strongly
@@ -277,21 +264,16 @@ func driftRequests(t *testing.T, k *testkafka.Kafka) []drift.RetrainRequest {
 	return out
 }
 
-// startUpLoopArgs runs eddy up on k with every role but the ranker (its
-// reordering would add noise to what the test measures), groups unique
-// to the run, and extra flags.
+// startUpLoopArgs runs eddy up as startUpDrift does, with the archive's
+// group unique to the run too, every learner stage but the ranker (its
+// reordering would add noise to what the test measures), dim 32, and
+// extra flags (a flag given again overrides: the last value wins); it
+// waits until every role is ready.
 func startUpLoopArgs(t *testing.T, k *testkafka.Kafka, dataDir, cfgPath string, extra ...string) (*proc, string) {
 	t.Helper()
-	addr := freeAddr(t)
 	g := strings.TrimSuffix(k.Layout.Prefix, ".")
-	args := []string{"up", "--brokers", strings.Join(k.Brokers, ","), "--topic-prefix", k.Layout.Prefix,
-		"--data-dir", dataDir, "--http-addr", addr, "--partitions", "2",
-		"--drift-config", cfgPath, "--drift-sample", "1", "--drift-group", g + "-drift",
-		"--features-user-group", g + "-features-users", "--features-item-group", g + "-features-items",
-		"--learner-users-group", g + "-learner-users", "--learner-items-group", g + "-learner-items",
-		"--learner-ranker-group", g + "-ranker", "--archive-group", g + "-archive", "--archive-flush-age", "500ms",
-		"--learner-stages", "users,items", "--learner-dim", "32", "--retrain-dim", "32"}
-	p := startEddy(t, nil, append(args, extra...)...)
+	p, addr := startUpDrift(t, k, dataDir, cfgPath, append([]string{"--archive-group", g + "-archive", "--archive-flush-age", "500ms",
+		"--learner-stages", "users,items", "--learner-dim", "32", "--retrain-dim", "32"}, extra...)...)
 	waitReady(t, p, "http://"+addr+"/readyz", 90*time.Second)
 	return p, addr
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -106,23 +105,9 @@ func servedHitRate(t *testing.T, addr string, targets map[string]map[string]bool
 	t.Helper()
 	hits, versions := 0, map[string]int{}
 	for u, want := range targets {
-		resp, err := http.Get("http://" + addr + "/v1/recommendations?k=10&exclude_seen=true&user_id=" + url.QueryEscape(u))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var body struct {
-			ModelVersion string `json:"model_version"`
-			Items        []struct {
-				ItemID string `json:"item_id"`
-			} `json:"items"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("recommendations for %s: status %d, %v", u, resp.StatusCode, err)
-		}
-		versions[body.ModelVersion]++
-		for _, it := range body.Items {
+		r := getRecs(t, "http://"+addr, u, true)
+		versions[r.ModelVersion]++
+		for _, it := range r.Items {
 			if want[it.ItemID] {
 				hits++
 				break
@@ -251,22 +236,8 @@ func TestRetrainMovieLensThroughTheAPI(t *testing.T) {
 		break
 	}
 	listOf := func() ([]string, string) {
-		t.Helper()
-		_, body := httpGet(t, "http://"+httpAddr+"/v1/recommendations?k=10&user_id="+url.QueryEscape(user))
-		var r struct {
-			ModelVersion string `json:"model_version"`
-			Items        []struct {
-				ItemID string `json:"item_id"`
-			} `json:"items"`
-		}
-		if err := json.Unmarshal([]byte(body), &r); err != nil {
-			t.Fatal(err)
-		}
-		var ids []string
-		for _, it := range r.Items {
-			ids = append(ids, it.ItemID)
-		}
-		return ids, r.ModelVersion
+		r := getRecs(t, "http://"+httpAddr, user, true)
+		return r.ids(), r.ModelVersion
 	}
 	before, _ := listOf()
 	var clicks strings.Builder

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -176,24 +178,44 @@ func httpGet(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// recsResponse is the part of a GET /v1/recommendations answer the tests
+// read.
+type recsResponse struct {
+	RequestID    string `json:"request_id"`
+	ModelVersion string `json:"model_version"`
+	Fallback     bool   `json:"fallback"`
+	Items        []struct {
+		ItemID string `json:"item_id"`
+	} `json:"items"`
+}
+
+// ids returns the listed item ids in order.
+func (r *recsResponse) ids() []string {
+	ids := make([]string, len(r.Items))
+	for i, it := range r.Items {
+		ids[i] = it.ItemID
+	}
+	return ids
+}
+
+// getRecs asks the scorer at base for user's top 10; anything but a 200
+// fails the test.
+func getRecs(t *testing.T, base, user string, excludeSeen bool) recsResponse {
+	t.Helper()
+	code, body := httpGet(t, base+"/v1/recommendations?k=10&exclude_seen="+strconv.FormatBool(excludeSeen)+"&user_id="+url.QueryEscape(user))
+	var r recsResponse
+	if code != 200 || json.Unmarshal([]byte(body), &r) != nil {
+		t.Fatalf("recommendations for %s: %d %s", user, code, body)
+	}
+	return r
+}
+
 // recommend asks the scorer at base for user's top 10, seen items excluded;
 // anything but a 200 fails the test.
 func recommend(t *testing.T, base, user string) (fallback bool, items []string) {
 	t.Helper()
-	code, body := httpGet(t, base+"/v1/recommendations?user_id="+user+"&k=10&exclude_seen=true")
-	var r struct {
-		Fallback bool `json:"fallback"`
-		Items    []struct {
-			ItemID string `json:"item_id"`
-		} `json:"items"`
-	}
-	if code != 200 || json.Unmarshal([]byte(body), &r) != nil {
-		t.Fatalf("recommendations for %s: %d %s", user, code, body)
-	}
-	for _, it := range r.Items {
-		items = append(items, it.ItemID)
-	}
-	return r.Fallback, items
+	r := getRecs(t, base, user, true)
+	return r.Fallback, r.ids()
 }
 
 // waitPersonal waits until user gets a full personal (non-fallback) list.
