@@ -21,12 +21,12 @@ type liveModel struct {
 }
 
 // readLive reads the model topics from the start to their last stable
-// offsets (the learner's open transactions are not waited for)
-// and keeps, per key, the newest record of version whose row was last
-// updated before cutoffMillis: the live model as the scorer saw it at the
-// cut-off, before it learned from the held-out events. A key compacted
-// down to records after the cut-off is missing (the champion cannot rank
-// for it, which the version record counts).
+// offsets (the learner's open transactions are not waited for) and keeps,
+// per key, the newest record of version whose row was last updated before
+// cutoffMillis: the live model as the scorer saw it at the cut-off, before
+// it learned from the held-out events. A key compacted down to records
+// after the cut-off is missing (the champion cannot rank for it, which
+// the version record counts).
 func readLive(ctx context.Context, opts []kgo.Opt, users, items string, version uint64, cutoffMillis int64) (*liveModel, error) {
 	cl, err := kgo.NewClient(append(append([]kgo.Opt(nil), opts...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),

@@ -152,9 +152,10 @@ func (c *Consumer) passedLocked(topic string, ranges map[int32][2]int64) bool {
 }
 
 // loadVersions reads model.versions to its last stable offset (a
-// promotion still being written is not waited for: it is read live) before
-// the model topics are replayed, so that vectors of a promoted version are recognised even
-// where compaction has removed its marked records.
+// promotion still being written is not waited for: it is read live)
+// before the model topics are replayed, so that vectors of a promoted
+// version are recognised even where compaction has removed its marked
+// records.
 func (c *Consumer) loadVersions(ctx context.Context) error {
 	if c.topics.Versions == "" {
 		return nil

@@ -198,15 +198,21 @@ func (w *promotions) wait(ctx context.Context, v uint64, timeout time.Duration) 
 	}
 }
 
-// listEnds returns the partitions' end offsets of topic.
+// listEnds returns the partitions' last stable offsets of topic: where a
+// read_committed reader of it has caught up.
 func listEnds(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, error) {
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	ends, err := kadmEnds(lctx, cl, topic)
+	ends, err := kadm.NewClient(cl).ListCommittedOffsets(lctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
 	if err != nil {
 		return nil, err
 	}
-	return ends, nil
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out, nil
 }
 
 // readRange returns the records of topic's partition in [from, to),
@@ -288,17 +294,4 @@ func loadAdopted(b batch, def uint64) (uint64, int64, error) {
 func saveAdopted(b batch, v uint64, skipBelow int64) error {
 	buf := binary.LittleEndian.AppendUint64(nil, v)
 	return b.Put(adoptedKey, binary.LittleEndian.AppendUint64(buf, uint64(skipBelow)))
-}
-
-func kadmEnds(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, error) {
-	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
-	return out, nil
 }
